@@ -1,0 +1,90 @@
+"""The `stacksalt` command: a thin dispatcher; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _model_check(args: argparse.Namespace) -> int:
+    from stacksalt.model import check
+
+    return check.main(deployment=args.deployment, inventory=args.inventory)
+
+
+def _lab_up(args: argparse.Namespace) -> int:
+    from stacksalt.lab import lab
+
+    return lab.up(deployment=args.deployment)
+
+
+def _lab_down(args: argparse.Namespace) -> int:
+    from stacksalt.lab import lab
+
+    return lab.down(deployment=args.deployment, images=args.images)
+
+
+def _lab_status(args: argparse.Namespace) -> int:
+    from stacksalt.lab import lab
+
+    return lab.status(deployment=args.deployment)
+
+
+def _secrets_generate(args: argparse.Namespace) -> int:
+    from stacksalt import secrets
+
+    return secrets.main_generate(deployment=args.deployment)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stacksalt",
+        description="reclass model, Salt formulas and a Docker lab for OpenStack on Kubernetes",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    model = sub.add_parser("model", help="work with the reclass model").add_subparsers(
+        dest="model_command", required=True
+    )
+    p = model.add_parser("check", help="render every node and report every error at once")
+    p.add_argument("deployment", nargs="?", help="deployment (folder under reclass/nodes/)")
+    p.add_argument("--inventory", type=Path, help="inventory base (default: ./reclass)")
+    p.set_defaults(func=_model_check)
+
+    lab = sub.add_parser("lab", help="the local Docker lab").add_subparsers(
+        dest="lab_command", required=True
+    )
+    p = lab.add_parser("up", help="build images, start the nodes, converge with state.apply")
+    p.add_argument("--deployment", default="lab", help=argparse.SUPPRESS)
+    p.set_defaults(func=_lab_up)
+    p = lab.add_parser("down", help="remove the containers and network the lab created")
+    p.add_argument("--deployment", default="lab", help=argparse.SUPPRESS)
+    p.add_argument("--images", action="store_true", help="also remove the lab's images")
+    p.set_defaults(func=_lab_down)
+    p = lab.add_parser("status", help="show the lab's nodes")
+    p.add_argument("--deployment", default="lab", help=argparse.SUPPRESS)
+    p.set_defaults(func=_lab_status)
+
+    secrets = sub.add_parser("secrets", help="encrypted pillar secrets").add_subparsers(
+        dest="secrets_command", required=True
+    )
+    p = secrets.add_parser(
+        "generate", help="make a throwaway gpg key and random secrets for a test deployment"
+    )
+    p.add_argument("deployment", nargs="?", default="lab")
+    p.set_defaults(func=_secrets_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
