@@ -1,0 +1,5 @@
+include:
+  - etcd.server.package
+  - etcd.server.certificates
+  - etcd.server.config
+  - etcd.server.service

@@ -1,0 +1,6 @@
+include:
+  - linux.system.package
+  - linux.system.hostname
+  - linux.system.timezone
+  - linux.system.sysctl
+  - linux.system.user

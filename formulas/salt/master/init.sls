@@ -1,0 +1,3 @@
+include:
+  - salt.master.config
+  - salt.master.service

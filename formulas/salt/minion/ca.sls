@@ -1,0 +1,50 @@
+{#- Certificate authorities on this minion. Their keys never leave it: other minions get
+    certificates through the master (x509.sign_remote_certificate) under the signing
+    policies in this minion's pillar (x509_signing_policies). The CA certificates are
+    published in the salt mine as `stacksalt_ca_certs` (see the model's mine_functions). #}
+{%- from "salt/map.jinja" import minion with context %}
+{%- set ca_states = [] %}
+{%- for name, ca in minion.ca.authority | dictsort %}
+{%- set dir = minion.ca.base_dir ~ '/' ~ name %}
+salt-minion-ca-{{ name }}-directory-managed:
+  file.directory:
+    - name: {{ dir }}
+    - mode: '0700'
+    - makedirs: true
+
+salt-minion-ca-{{ name }}-private-key-managed:
+  x509.private_key_managed:
+    - name: {{ dir }}/ca.key
+    - algo: rsa
+    - keysize: {{ ca.get('key_size', minion.ca.key_size) }}
+    - mode: '0600'
+    - require:
+      - file: salt-minion-ca-{{ name }}-directory-managed
+
+salt-minion-ca-{{ name }}-certificate-managed:
+  x509.certificate_managed:
+    - name: {{ dir }}/ca.crt
+    - signing_private_key: {{ dir }}/ca.key
+    - CN: {{ ca.common_name | json }}
+    - O: {{ ca.get('organization', name) | json }}
+    - basicConstraints: "critical, CA:true"
+    - keyUsage: "critical, cRLSign, keyCertSign"
+    - subjectKeyIdentifier: hash
+    - authorityKeyIdentifier: keyid:always
+    - days_valid: {{ ca.get('days_valid', 3650) }}
+    - days_remaining: {{ ca.get('days_remaining', 90) }}
+    - mode: '0644'
+    - require:
+      - x509: salt-minion-ca-{{ name }}-private-key-managed
+{%- do ca_states.append('salt-minion-ca-' ~ name ~ '-certificate-managed') %}
+{%- endfor %}
+{%- if ca_states %}
+
+salt-minion-ca-certificates-published-to-mine:
+  module.run:
+    - mine.update: []
+    - onchanges:
+{%- for id in ca_states %}
+      - x509: {{ id }}
+{%- endfor %}
+{%- endif %}

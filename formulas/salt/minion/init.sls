@@ -1,0 +1,7 @@
+{%- from "salt/map.jinja" import minion with context %}
+include:
+  - salt.minion.config
+  - salt.minion.service
+{%- if minion.ca.enabled %}
+  - salt.minion.ca
+{%- endif %}
