@@ -22,7 +22,7 @@ def _lab_up(args: argparse.Namespace) -> int:
 def _lab_down(args: argparse.Namespace) -> int:
     from stacksalt.lab import lab
 
-    return lab.down(deployment=args.deployment, images=args.images)
+    return lab.down(deployment=args.deployment, remove_images=args.images)
 
 
 def _lab_status(args: argparse.Namespace) -> int:

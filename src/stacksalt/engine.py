@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import reclass
 import reclass.core
 import reclass.errors
 import reclass.settings
+
+import reclass
 
 ENGINE = "kapicorp-reclass"
 

@@ -1,0 +1,252 @@
+"""`stacksalt lab up|down|status`: the deployment's nodes as containers, converged by Salt.
+
+Order of `up`: model check (refuse a broken model before anything starts), secrets, Docker
+engine, images, network, the salt master (bootstrapped with `salt-call --local` applying the
+same `salt.master` state a real cfg01 bootstrap applies), the minions, then
+`state.apply` on the master (it holds the CAs) and `salt '*' state.apply`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from stacksalt import paths, secrets
+from stacksalt.deployment import Deployment
+from stacksalt.lab import containers, dockerd, images, summary
+from stacksalt.lab.plan import LabNode, LabPlan, plan
+
+MINION_WAIT_S = 180
+APPLY_TIMEOUT_S = 900
+BOOTSTRAP_DIR = "/etc/salt/bootstrap"
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def _step(console: Console, t0: float, msg: str) -> None:
+    console.print(f"[bold cyan][{time.monotonic() - t0:6.1f}s][/] {msg}")
+
+
+def _put_file(container, path: str, content: bytes, mode: int = 0o644) -> None:
+    directory, _, name = path.rpartition("/")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = len(content), mode, int(time.time())
+        tar.addfile(info, io.BytesIO(content))
+    containers.exec_run(container, ["mkdir", "-p", directory])
+    container.put_archive(directory, buf.getvalue())
+
+
+def _put_dir(container, src, dest: str) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(str(src), arcname=".", filter=_no_sockets)
+    containers.exec_run(container, ["mkdir", "-p", dest])
+    container.put_archive(dest, buf.getvalue())
+    containers.exec_run(container, ["chown", "-R", "root:root", dest])
+    containers.exec_run(container, ["chmod", "-R", "go-rwx", dest])
+
+
+def _no_sockets(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    return info if (info.isfile() or info.isdir()) else None
+
+
+def _salt(master, *args: str, timeout: int = APPLY_TIMEOUT_S) -> tuple[int, str]:
+    res = master.exec_run(["salt", "--out=json", "--static", f"--timeout={timeout}", *args])
+    return res.exit_code, res.output.decode(errors="replace")
+
+
+def _start(client, lab: LabPlan, node: LabNode, mounts=None):
+    return containers.start_node(
+        client,
+        image=images.SALT_IMAGE,
+        name=node.container_name(lab.deployment),
+        hostname=node.hostname,
+        domain=node.domain,
+        network=lab.network_name,
+        ipv4=node.address,
+        mounts=mounts,
+        labels=lab.labels(),
+        sysctls=node.sysctls,
+    )
+
+
+def _bootstrap_minion(container, node: LabNode, master_address: str) -> None:
+    """What a node's provisioning (PXE/cloud-init) does: name the minion, point it at the
+    master, start it. The salt formula takes the configuration over from there."""
+    state = containers.exec_run(container, ["systemctl", "is-active", "salt-minion"], check=False)
+    if state.strip() == "active":
+        return
+    _put_file(container, "/etc/salt/minion_id", node.minion_id.encode())
+    conf = containers.exec_run(
+        container, ["cat", "/etc/salt/minion.d/stacksalt.conf"], check=False
+    )
+    if "master:" not in conf:
+        _put_file(
+            container,
+            "/etc/salt/minion.d/stacksalt.conf",
+            yaml.safe_dump({"master": master_address}).encode(),
+        )
+    containers.exec_run(container, ["systemctl", "enable", "--now", "salt-minion"])
+
+
+def _bootstrap_master(container, lab: LabPlan) -> None:
+    """cfg01's bootstrap: `salt-call --local state.apply salt.master` against the model
+    mounted at the master's base dir, then its own minion."""
+    base = lab.master_base_dir
+    _put_dir(container, secrets.keyring_dir(lab.deployment), "/etc/salt/gpgkeys")
+    active = containers.exec_run(container, ["systemctl", "is-active", "salt-master"], check=False)
+    if active.strip() != "active":
+        conf = {
+            "id": lab.master.minion_id,
+            "file_client": "local",
+            "file_roots": {"base": [f"{base}/formulas"]},
+            "pillar_roots": {"base": [f"{base}/pillar"]},
+            "ext_pillar": [{"reclass": {"inventory_base_uri": f"{base}/reclass"}}],
+            "gpg_keydir": "/etc/salt/gpgkeys",
+        }
+        _put_file(container, f"{BOOTSTRAP_DIR}/minion", yaml.safe_dump(conf).encode())
+        res = container.exec_run(
+            ["salt-call", "--local", "-c", BOOTSTRAP_DIR, "--retcode-passthrough",
+             "--out=json", "state.apply", "salt.master"]
+        )
+        if res.exit_code != 0:
+            raise LabError(
+                "bootstrapping the salt master failed (salt-call --local state.apply "
+                f"salt.master):\n{res.output.decode(errors='replace')[-4000:]}"
+            )
+    _bootstrap_minion(container, lab.master, lab.master.address)
+
+
+def _wait_minions(master, expected: list[str], console: Console, t0: float) -> None:
+    deadline = time.monotonic() + MINION_WAIT_S
+    answered: set[str] = set()
+    while time.monotonic() < deadline:
+        code, out = _salt(master, "*", "test.ping", timeout=10)
+        try:
+            data = json.loads(out[out.find("{"):]) if "{" in out else {}
+        except json.JSONDecodeError:
+            data = {}
+        answered = {m for m, v in data.items() if v is True}
+        if set(expected) <= answered:
+            _step(console, t0, f"all {len(expected)} minions answer test.ping")
+            return
+        time.sleep(2)
+    missing = sorted(set(expected) - answered)
+    raise LabError(
+        f"minions did not answer within {MINION_WAIT_S}s: {', '.join(missing)}; "
+        "look at `journalctl -u salt-minion` in their containers"
+    )
+
+
+def apply(master, target: str, expected: list[str]) -> dict[str, summary.NodeResult]:
+    args = ["-L", target] if "," in target else [target]
+    _, out = _salt(master, *args, "state.apply")
+    return summary.parse(out, expected)
+
+
+def print_summary(console: Console, title: str, results: dict[str, summary.NodeResult]) -> None:
+    table = Table(title=title)
+    for col in ("node", "ok", "changed", "failed", "duration"):
+        table.add_column(col, justify="left" if col == "node" else "right")
+    for minion, r in sorted(results.items()):
+        style = "red" if r.failed else ("yellow" if r.changed else "green")
+        table.add_row(minion, str(r.ok), str(r.changed), str(r.failed),
+                      f"{r.duration_s:.1f}s", style=style)
+    console.print(table)
+    for r in results.values():
+        for f in r.failures[:10]:
+            console.print(f"[red]{r.minion_id}: {f}[/]")
+
+
+def up(deployment: str = "lab", console: Console | None = None) -> int:
+    from stacksalt.model import check as model_check
+
+    console = console or Console()
+    t0 = time.monotonic()
+    _step(console, t0, f"model check of deployment {deployment}")
+    errors = model_check.check(paths.reclass_dir(), deployment)
+    if errors:
+        for e in errors:
+            console.print(f"[red]{e}[/]")
+        console.print(f"[red]{len(errors)} model error(s): nothing was started. "
+                      f"Fix them and run `stacksalt lab up` again.[/]")
+        return 1
+    lab = plan(Deployment.load(deployment))
+    added, kept = secrets.generate(deployment)
+    _step(console, t0, f"secrets: {len(added)} generated, {len(kept)} kept "
+                       f"({secrets.secrets_file(deployment).relative_to(paths.repo_root())})")
+    client = dockerd.ensure_engine(console)
+    images.ensure_base_image(client, console)
+    images.ensure_salt_image(client, console)
+    containers.ensure_network(client, lab.network_name, lab.subnet, lab.gateway, lab.labels())
+    _step(console, t0, f"network {lab.network_name} {lab.subnet}")
+
+    repo = str(paths.repo_root())
+    master = _start(client, lab, lab.master,
+                    mounts=[{"source": repo, "target": lab.master_base_dir, "read_only": True}])
+    _step(console, t0, f"{lab.master.minion_id}: container up; bootstrapping the salt master")
+    _bootstrap_master(master, lab)
+    for node in lab.minions:
+        c = _start(client, lab, node)
+        _bootstrap_minion(c, node, lab.master.address)
+        _step(console, t0, f"{node.minion_id}: container up, salt-minion started")
+    expected = [n.minion_id for n in lab.nodes]
+    _wait_minions(master, expected, console, t0)
+
+    _step(console, t0, f"state.apply on {lab.master.minion_id} (salt master, CAs)")
+    first = apply(master, lab.master.minion_id, [lab.master.minion_id])
+    if any(r.failed for r in first.values()):
+        print_summary(console, "state.apply on the salt master", first)
+        return 1
+    _step(console, t0, "salt '*' state.apply")
+    results = apply(master, "*", expected)
+    _wait_minions(master, expected, console, t0)  # minions whose config changed restart
+    print_summary(console, f"salt '*' state.apply ({deployment})", results)
+    failed = sum(r.failed for r in results.values())
+    _step(console, t0, f"lab {deployment}: {len(expected)} nodes, {failed} failed states")
+    return 1 if failed else 0
+
+
+def down(deployment: str = "lab", remove_images: bool = False,
+         console: Console | None = None) -> int:
+    """Remove only what the lab created: containers and network labelled with it."""
+    console = console or Console()
+    client = dockerd.ensure_engine(console)
+    selector = {"label": [f"io.stacksalt.deployment={deployment}", "io.stacksalt.lab=true"]}
+    for c in client.containers.list(all=True, filters=selector):
+        c.remove(force=True, v=True)
+        console.print(f"removed container {c.name}")
+    for n in client.networks.list(filters=selector):
+        n.remove()
+        console.print(f"removed network {n.name}")
+    if remove_images:
+        for tag in (images.SALT_IMAGE, images.BASE_IMAGE):
+            if images.image_exists(client, tag):
+                client.images.remove(tag)
+                console.print(f"removed image {tag}")
+    return 0
+
+
+def status(deployment: str = "lab", console: Console | None = None) -> int:
+    console = console or Console()
+    client = dockerd.ensure_engine(console)
+    selector = {"label": [f"io.stacksalt.deployment={deployment}"]}
+    table = Table(title=f"lab {deployment}")
+    for col in ("container", "status", "address"):
+        table.add_column(col)
+    for c in sorted(client.containers.list(all=True, filters=selector), key=lambda c: c.name):
+        nets = c.attrs["NetworkSettings"]["Networks"]
+        addr = ", ".join(v.get("IPAddress", "") for v in nets.values())
+        table.add_row(c.name, c.status, addr)
+    console.print(table)
+    return 0

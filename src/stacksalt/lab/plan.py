@@ -1,0 +1,98 @@
+"""What the lab must run, read from the model: one container per node of the deployment."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from stacksalt.deployment import Deployment
+
+# Only network-namespaced kernel parameters can be set on a container (docker --sysctl).
+NAMESPACED_SYSCTL_PREFIXES = ("net.",)
+
+
+@dataclass(frozen=True)
+class LabNode:
+    minion_id: str
+    hostname: str
+    domain: str
+    address: str
+    is_master: bool
+    sysctls: dict[str, str] = field(default_factory=dict)
+
+    def container_name(self, deployment: str) -> str:
+        return f"stacksalt-{deployment}-{self.hostname}"
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    deployment: str
+    subnet: str
+    gateway: str
+    master_base_dir: str
+    nodes: tuple[LabNode, ...]
+
+    @property
+    def network_name(self) -> str:
+        return f"stacksalt-{self.deployment}"
+
+    @property
+    def master(self) -> LabNode:
+        return next(n for n in self.nodes if n.is_master)
+
+    @property
+    def minions(self) -> tuple[LabNode, ...]:
+        return tuple(n for n in self.nodes if not n.is_master)
+
+    def labels(self) -> dict[str, str]:
+        return {"io.stacksalt.lab": "true", "io.stacksalt.deployment": self.deployment}
+
+
+def _param(params: dict, path: str, node: str):
+    cur = params
+    for part in path.split(":"):
+        if not isinstance(cur, dict) or part not in cur:
+            raise SystemExit(f"node {node}: the model has no {path}, which the lab needs")
+        cur = cur[part]
+    return cur
+
+
+def plan(dep: Deployment) -> LabPlan:
+    """The lab for a deployment; refuses a model the lab cannot run."""
+    nodes = []
+    subnet = gateway = base_dir = None
+    for name in dep.node_names:
+        p = dep.parameters(name)
+        sysctl = (p.get("linux", {}).get("system", {}).get("kernel", {}).get("sysctl") or {})
+        is_master = bool(p.get("salt", {}).get("master", {}).get("enabled"))
+        nodes.append(
+            LabNode(
+                minion_id=name,
+                hostname=_param(p, "linux:system:name", name),
+                domain=_param(p, "linux:system:domain", name),
+                address=_param(p, "linux:network:address", name),
+                is_master=is_master,
+                sysctls={
+                    k: str(v) for k, v in sysctl.items()
+                    if k.startswith(NAMESPACED_SYSCTL_PREFIXES)
+                },
+            )
+        )
+        subnet = subnet or _param(p, "_param:lab_network", name)
+        gateway = gateway or _param(p, "_param:lab_gateway", name)
+        if is_master:
+            base_dir = _param(p, "salt:master:base_dir", name)
+    masters = [n for n in nodes if n.is_master]
+    if len(masters) != 1:
+        raise SystemExit(
+            f"deployment {dep.name}: the lab needs exactly one node with salt:master:enabled, "
+            f"found {len(masters)}"
+        )
+    net = ipaddress.ip_network(subnet)
+    for n in nodes:
+        if ipaddress.ip_address(n.address) not in net:
+            raise SystemExit(
+                f"node {n.minion_id}: linux:network:address {n.address} is outside "
+                f"_param:lab_network {subnet}"
+            )
+    return LabPlan(dep.name, subnet, gateway, base_dir, tuple(nodes))
