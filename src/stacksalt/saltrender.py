@@ -1,0 +1,78 @@
+"""Render formulas for a node on this host, with the node's real pillar (no minion needed).
+
+Runs the venv's `salt-call --local` with a throwaway config whose file_roots, pillar_roots
+and reclass ext_pillar point at this checkout, so `state.show_sls` sees exactly the
+pillar the salt master would give that minion (secrets decrypted with the deployment's
+local keyring).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stacksalt import paths, secrets
+
+
+class RenderError(RuntimeError):
+    pass
+
+
+def _config(root: Path, workdir: Path, minion_id: str, deployment: str) -> Path:
+    cfg = workdir / "etc"
+    cfg.mkdir(parents=True, exist_ok=True)
+    run = workdir / "run"
+    conf = {
+        "id": minion_id,
+        "file_client": "local",
+        "root_dir": str(run),
+        "pki_dir": str(run / "pki"),
+        "cachedir": str(run / "cache"),
+        "sock_dir": str(run / "sock"),
+        "log_file": str(run / "minion.log"),
+        "file_roots": {"base": [str(paths.formulas_dir(root))]},
+        "pillar_roots": {"base": [str(paths.pillar_dir(root))]},
+        "ext_pillar": [{"reclass": {"inventory_base_uri": str(paths.reclass_dir(root))}}],
+        "gpg_keydir": str(secrets.keyring_dir(deployment)),
+        "pillar_raise_on_missing": False,
+    }
+    (cfg / "minion").write_text(yaml.safe_dump(conf))
+    return cfg
+
+
+def salt_call(minion_id: str, deployment: str, *args: str, root: Path | None = None) -> Any:
+    """`salt-call --local <args>` for minion_id; returns the 'local' part of the JSON."""
+    root = root or paths.repo_root()
+    salt_call_bin = Path(sys.executable).with_name("salt-call")
+    with tempfile.TemporaryDirectory(prefix="stacksalt-render-") as tmp:
+        cfg = _config(root, Path(tmp), minion_id, deployment)
+        proc = subprocess.run(
+            [str(salt_call_bin), "--local", "-c", str(cfg), "--out=json",
+             "--retcode-passthrough", *args],
+            capture_output=True, text=True,
+        )
+    start = proc.stdout.find("{")
+    try:
+        data = json.loads(proc.stdout[start:]) if start >= 0 else None
+    except json.JSONDecodeError:
+        data = None
+    if proc.returncode != 0 or data is None:
+        raise RenderError(
+            f"{minion_id}: salt-call {' '.join(args)} failed (exit {proc.returncode}):\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
+    return data.get("local")
+
+
+def show_sls(minion_id: str, deployment: str, sls: list[str], root: Path | None = None):
+    """The low-level highstate data of `sls` for this minion, or RenderError."""
+    out = salt_call(minion_id, deployment, "state.show_sls", ",".join(sls), root=root)
+    if isinstance(out, list):  # salt returns render errors as a list of strings
+        raise RenderError(f"{minion_id}: rendering {','.join(sls)} failed:\n" + "\n".join(out))
+    return out

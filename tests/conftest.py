@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import pytest
+
+from stacksalt import paths, secrets
+from stacksalt.deployment import Deployment
+
+
+def deployments() -> list[str]:
+    return sorted(p.name for p in (paths.reclass_dir() / "nodes").iterdir() if p.is_dir())
+
+
+@pytest.fixture(scope="session")
+def lab_secrets() -> dict[str, str]:
+    """The lab's throwaway key and secrets (made if missing), decrypted."""
+    secrets.generate("lab")
+    return secrets.decrypt_all("lab")
+
+
+@pytest.fixture(scope="session")
+def lab_deployment() -> Deployment:
+    return Deployment.load("lab")
