@@ -5,7 +5,10 @@
 {%- set sudo_users = [] %}
 {%- for name, user in system.user | dictsort if user.get('enabled', true) %}
 {%- if user.get('password_secret') and user.password_secret not in secrets %}
-{{ raise("linux:system:user:" ~ name ~ ":password_secret names secret '" ~ user.password_secret ~ "', which is not in the secrets pillar of this minion (pillar/secrets/); add it, or run `stacksalt secrets generate` for a test deployment") }}
+{%- set msg = "linux:system:user:" ~ name ~ ":password_secret names secret '" ~ user.password_secret
+      ~ "', which is not in the secrets pillar of this minion (pillar/secrets/); add it, or run"
+      ~ " `stacksalt secrets generate` for a test deployment" %}
+{{ raise(msg) }}
 {%- endif %}
 linux-system-user-{{ name }}-present:
   user.present:
