@@ -8,7 +8,6 @@ import pytest
 
 from stacksalt import saltrender
 from stacksalt.deployment import Deployment
-from tests.conftest import deployments
 
 pytestmark = pytest.mark.fast
 
