@@ -135,6 +135,7 @@ def start_node(
     mounts: Sequence[Mount] | None = None,
     labels: Mapping[str, str] | None = None,
     extra_hosts: Mapping[str, str] | None = None,
+    sysctls: Mapping[str, str] | None = None,
 ) -> Container:
     """Start (or reuse) the node container `name` and wait for its systemd.
 
@@ -142,6 +143,8 @@ def start_node(
     A new one gets the short hostname and the domain as domainname (so that
     `hostname -f` gives hostname.domain), the fixed ipv4 on `network` with the
     short and full names as aliases, and what systemd needs as PID 1.
+    `sysctls` (network-namespaced keys only) are set at creation, since /proc/sys is
+    read-only inside the container.
     """
     try:
         container = client.containers.get(name)
@@ -153,6 +156,7 @@ def start_node(
             **_systemd_host_settings(client),
             mounts=list(mounts or []),
             extra_hosts=dict(extra_hosts or {}),
+            sysctls=dict(sysctls or {}),
         )
         endpoint = client.api.create_endpoint_config(
             ipv4_address=ipv4, aliases=sorted({hostname, fqdn})

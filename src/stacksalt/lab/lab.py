@@ -14,6 +14,7 @@ import tarfile
 import time
 
 import yaml
+from docker.types import Mount
 from rich.console import Console
 from rich.table import Table
 
@@ -193,7 +194,7 @@ def up(deployment: str = "lab", console: Console | None = None) -> int:
 
     repo = str(paths.repo_root())
     master = _start(client, lab, lab.master,
-                    mounts=[{"source": repo, "target": lab.master_base_dir, "read_only": True}])
+                    mounts=[Mount(lab.master_base_dir, repo, type="bind", read_only=True)])
     _step(console, t0, f"{lab.master.minion_id}: container up; bootstrapping the salt master")
     _bootstrap_master(master, lab)
     for node in lab.minions:
