@@ -1,0 +1,273 @@
+"""`stacksalt model check` against the broken-model corpus (tests/broken_models/).
+
+Each corpus case is a tiny standalone inventory plus ``expected.yml``: the check must
+report exactly those errors (kind, file, key, a message substring, and the nodes when
+given), no more and no fewer, in one run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stacksalt import engine
+from stacksalt.model import check as model_check
+from stacksalt.model import semantic
+from stacksalt.model.errors import ModelError
+from stacksalt.model.synthetic import generate
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "tests" / "broken_models"
+CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "expected.yml").is_file())
+BROKEN = [c for c in CASES if c != "good"]
+STACKSALT = Path(sys.executable).parent / "stacksalt"
+
+
+def expected(case: str) -> dict:
+    return yaml.safe_load((CORPUS / case / "expected.yml").read_text())
+
+
+def matches(error: ModelError, want: dict) -> bool:
+    return (
+        error.kind == want["kind"]
+        and error.file == want["file"]
+        and error.key == want.get("key")
+        and want["message"] in error.message
+        and ("nodes" not in want or error.nodes == sorted(want["nodes"]))
+    )
+
+
+def show(errors: list) -> str:
+    return "\n".join(f"  {e}" for e in errors) or "  (none)"
+
+
+@pytest.mark.fast
+def test_corpus_has_the_required_cases():
+    required = {
+        "good",
+        "missing_class",
+        "unresolved_reference",
+        "type_conflict",
+        "yaml_syntax",
+        "reference_in_class_name",
+        "several_errors",
+    }
+    assert required <= set(CASES)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("case", CASES)
+def test_exactly_the_expected_errors(case):
+    spec = expected(case)
+    errors = model_check.check(CORPUS / case, spec["deployment"])
+    wanted = list(spec["errors"])
+    unexpected = []
+    for error in errors:
+        hit = next((w for w in wanted if matches(error, w)), None)
+        if hit is None:
+            unexpected.append(error)
+        else:
+            wanted.remove(hit)
+    assert not wanted and not unexpected, (
+        f"missing:\n{show(wanted)}\nunexpected:\n{show(unexpected)}"
+    )
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("case", CASES)
+def test_exit_code(case, capsys):
+    spec = expected(case)
+    code = model_check.main(deployment=spec["deployment"], inventory=CORPUS / case)
+    out = capsys.readouterr().out
+    if case == "good":
+        assert code == 0
+        assert out.startswith("OK:")
+    else:
+        assert code == 1
+        assert "FAILED" in out
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("case", BROKEN)
+def test_cli_prints_file_and_key(case):
+    spec = expected(case)
+    inventory = CORPUS.relative_to(ROOT) / case
+    proc = subprocess.run(
+        [str(STACKSALT), "model", "check", spec["deployment"], "--inventory", str(inventory)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    for want in spec["errors"]:
+        where = f"{inventory.as_posix()}/{want['file']}"
+        hits = [
+            line
+            for line in lines
+            if line.startswith(where) and (want.get("key") is None or f": {want['key']}: " in line)
+        ]
+        assert hits, f"no line for {where} {want.get('key')}:\n{proc.stdout}"
+    assert lines[-1].startswith("FAILED: ")
+
+
+@pytest.mark.fast
+def test_cli_unknown_deployment():
+    proc = subprocess.run(
+        [str(STACKSALT), "model", "check", "nope", "--inventory", str(CORPUS / "good")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "deployments: lab" in proc.stderr
+
+
+@pytest.mark.fast
+def test_deployment_scope(tmp_path):
+    """Only the deployment's nodes (and the files they use) are checked."""
+    inv = tmp_path / "inv"
+    shutil.copytree(CORPUS / "good", inv)
+    (inv / "nodes" / "other").mkdir()
+    (inv / "nodes" / "other" / "x01.other.local.yml").write_text("classes:\n  - cluster.other\n")
+    assert model_check.check(inv, "lab") == []
+    other = model_check.check(inv, "other")
+    assert [(e.kind, e.file, e.nodes) for e in other] == [
+        ("missing-class", "nodes/other/x01.other.local.yml", ["x01.other.local"])
+    ]
+    assert model_check.check(inv, None) == other
+
+
+@pytest.mark.fast
+def test_shared_core_renders_like_a_fresh_core(tmp_path):
+    """The one-Core rendering gives what engine.render_node gives, node by node."""
+    stats = generate(tmp_path / "synth", nodes=40, groups=8)
+    for inventory, deployment in ((CORPUS / "good", "lab"), (stats.inventory, stats.deployment)):
+        result = model_check.run(inventory, deployment)
+        assert result.errors == []
+        nodes = result.rendered_deployment.nodes
+        assert len(nodes) == result.nodes
+        for name, node in nodes.items():
+            fresh = engine.render_node(inventory, name)
+            for field in ("classes", "applications", "parameters", "exports", "environment"):
+                assert node.info[field] == fresh[field], (name, field)
+
+
+@pytest.mark.fast
+def test_synthetic_model_is_clean(tmp_path):
+    stats = generate(tmp_path / "synth", nodes=60)
+    assert stats.classes > 150 and stats.references > 100
+    result = model_check.run(stats.inventory, stats.deployment)
+    assert result.errors == []
+    assert result.rendered == 60
+
+
+# -- locate and the semantic-check registry ---------------------------------------------
+
+
+@pytest.fixture
+def good_nodes():
+    return model_check.run(CORPUS / "good", "lab").rendered_deployment.nodes
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    ("key", "file"),
+    [
+        ("parameters:etcd:server:version", "classes/service/etcd/server.yml"),
+        ("etcd:server:enabled", "classes/service/etcd/server.yml"),
+        ("parameters:etcd:server:bind:port", "classes/cluster/lab/etcd.yml"),  # ~bind
+        ("parameters:etcd:server:members:1:host", "classes/system/etcd/server/cluster.yml"),
+        ("parameters:linux:system:packages:1", "classes/service/linux/system.yml"),
+        ("parameters:linux:system:packages:2", "classes/cluster/lab/init.yml"),
+        ("parameters:linux:system:packages", "classes/cluster/lab/init.yml"),
+        ("parameters:_param:domain", "classes/cluster/lab/init.yml"),
+        ("parameters:_param:hostname", "nodes/lab/ctl01.lab.local.yml"),
+        ("parameters:_param:hostname:deeper", "nodes/lab/ctl01.lab.local.yml"),
+        ("parameters:_reclass_:name:full", None),
+    ],
+)
+def test_locate(good_nodes, key, file):
+    assert semantic.locate(good_nodes["ctl01.lab.local"], key) == file
+
+
+@pytest.fixture
+def registered():
+    """Register checks for one test only."""
+    added = []
+
+    def register(func):
+        added.append(semantic.semantic_check(func))
+        return func
+
+    yield register
+    for func in added:
+        semantic.SEMANTIC_CHECKS.remove(func)
+
+
+@pytest.mark.fast
+def test_semantic_check_errors_name_file_and_key(registered):
+    @registered
+    def port_below_2000(deployment):
+        for node in deployment.nodes.values():
+            port = node.parameters.get("etcd", {}).get("server", {}).get("bind", {}).get("port", 0)
+            if port > 2000:
+                yield deployment.error(
+                    node, "parameters:etcd:server:bind:port", "port-range", f"port {port} > 2000"
+                )
+
+    errors = model_check.check(CORPUS / "good", "lab")
+    assert [(e.kind, e.file, e.key, e.message, e.nodes) for e in errors] == [
+        (
+            "port-range",
+            "classes/cluster/lab/etcd.yml",
+            "parameters:etcd:server:bind:port",
+            "port 4001 > 2000",
+            ["ctl01.lab.local", "ctl02.lab.local"],
+        )
+    ]
+
+
+@pytest.mark.fast
+def test_semantic_checks_see_only_clean_nodes(registered):
+    seen = []
+
+    @registered
+    def record(deployment):
+        seen.extend(deployment.nodes)
+        return []
+
+    model_check.check(CORPUS / "reference_in_class_name", "lab")
+    assert seen == ["cmp01.lab.local"]  # the ctl nodes use the broken class file
+
+
+@pytest.mark.fast
+def test_a_crashing_semantic_check_is_reported(registered):
+    @registered
+    def crash(deployment):
+        raise KeyError("oops")
+
+    errors = model_check.check(CORPUS / "good", "lab")
+    assert [e.kind for e in errors] == ["check-crashed"]
+    assert "crash" in errors[0].message and "KeyError" in errors[0].message
+
+
+@pytest.mark.fast
+def test_error_str_is_one_line():
+    error = ModelError(
+        "unresolved-reference",
+        "classes/cluster/lab/init.yml",
+        "parameters:_param:foo",
+        "unresolved reference ${_param:bar}",
+        ["a", "b"],
+    )
+    assert str(error) == (
+        "classes/cluster/lab/init.yml: parameters:_param:foo: "
+        "unresolved reference ${_param:bar} (nodes: a, b)"
+    )
