@@ -169,6 +169,24 @@ def print_summary(console: Console, title: str, results: dict[str, summary.NodeR
             console.print(f"[red]{r.minion_id}: {f}[/]")
 
 
+def _stale_reason(client, lab: LabPlan, repo: str, image_id: str) -> str | None:
+    """Why the existing lab cannot be reused as it is (None if it can, or if there is none).
+
+    A master that mounts another checkout would converge the nodes from the wrong model;
+    a container from an older image misses what the image now carries. Minions keep the
+    master's key, so a new master means new minions too: the lab is made again whole."""
+    selector = {"label": [f"io.stacksalt.deployment={lab.deployment}"]}
+    for c in client.containers.list(all=True, filters=selector):
+        if c.image.id != image_id:
+            return f"{c.name} runs an older image than {images.SALT_IMAGE}"
+        if c.name == lab.master.container_name(lab.deployment):
+            sources = {m.get("Destination"): m.get("Source") for m in c.attrs.get("Mounts", [])}
+            if sources.get(lab.master_base_dir) != repo:
+                return (f"{c.name} serves the model of {sources.get(lab.master_base_dir)}, "
+                        f"not of this checkout ({repo})")
+    return None
+
+
 def up(deployment: str = "lab", console: Console | None = None) -> int:
     from stacksalt.model import check as model_check
 
@@ -188,11 +206,15 @@ def up(deployment: str = "lab", console: Console | None = None) -> int:
                        f"({secrets.secrets_file(deployment).relative_to(paths.repo_root())})")
     client = dockerd.ensure_engine(console)
     images.ensure_base_image(client, console)
-    images.ensure_salt_image(client, console)
+    salt_image = images.ensure_salt_image(client, console)
+    repo = str(paths.repo_root())
+    stale = _stale_reason(client, lab, repo, client.images.get(salt_image).id)
+    if stale:
+        _step(console, t0, f"[yellow]{stale}: making the lab again[/]")
+        down(deployment, console=console)
     containers.ensure_network(client, lab.network_name, lab.subnet, lab.gateway, lab.labels())
     _step(console, t0, f"network {lab.network_name} {lab.subnet}")
 
-    repo = str(paths.repo_root())
     master = _start(client, lab, lab.master,
                     mounts=[Mount(lab.master_base_dir, repo, type="bind", read_only=True)])
     _step(console, t0, f"{lab.master.minion_id}: container up; bootstrapping the salt master")

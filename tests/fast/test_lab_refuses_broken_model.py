@@ -1,0 +1,36 @@
+"""`stacksalt lab up` refuses a model that fails the check, before it starts anything."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from rich.console import Console
+
+from stacksalt import paths
+from stacksalt.lab import lab as lab_mod
+
+pytestmark = pytest.mark.fast
+
+
+def test_lab_up_refuses_a_broken_model_before_docker(tmp_path, monkeypatch):
+    root = tmp_path / "checkout"
+    shutil.copytree(paths.reclass_dir(), root / "reclass")
+    shutil.copy(paths.repo_root() / "setup.cfg", root / "setup.cfg")
+    broken = root / "reclass" / "classes" / "cluster" / "lab" / "init.yml"
+    broken.write_text(broken.read_text().replace(
+        "salt_master_host: ${linux:network:host:cfg01:address}",
+        "salt_master_host: ${linux:network:host:cfg99:address}"))
+    monkeypatch.setenv("STACKSALT_ROOT", str(root))
+
+    def no_docker(*_a, **_k):
+        raise AssertionError("lab up touched Docker with a broken model")
+
+    monkeypatch.setattr(lab_mod.dockerd, "ensure_engine", no_docker)
+    monkeypatch.setattr(lab_mod.secrets, "generate", no_docker)
+    console = Console(record=True, width=200)
+    assert lab_mod.up("lab", console=console) == 1
+    out = console.export_text()
+    assert "classes/cluster/lab/init.yml" in out
+    assert "salt_master_host" in out
+    assert "nothing was started" in out
