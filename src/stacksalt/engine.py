@@ -34,30 +34,35 @@ ENGINE_OPTIONS: dict[str, Any] = {
 ReclassError = reclass.errors.ReclassException
 
 
-def _core(inventory_base_uri: Path, **overrides: Any) -> reclass.core.Core:
+_STORAGE_OPTIONS = ("storage_type", "nodes_uri", "classes_uri")
+
+
+def settings(inventory_base_uri: Path | None = None, **overrides: Any) -> reclass.settings.Settings:
+    """reclass Settings for ENGINE_OPTIONS (plus overrides)."""
+    opts = {k: v for k, v in {**ENGINE_OPTIONS, **overrides}.items()
+            if k not in _STORAGE_OPTIONS}
+    if inventory_base_uri is not None:
+        opts["inventory_base_uri"] = str(Path(inventory_base_uri).resolve())
+    return reclass.settings.Settings(opts)
+
+
+def core(inventory_base_uri: Path, **overrides: Any) -> reclass.core.Core:
+    """A reclass Core over the inventory; one Core caches classes across nodes."""
     opts = {**ENGINE_OPTIONS, **overrides}
-    base = str(Path(inventory_base_uri).resolve())
-    nodes_uri = str(Path(base) / opts.pop("nodes_uri"))
-    classes_uri = str(Path(base) / opts.pop("classes_uri"))
-    storage_type = opts.pop("storage_type")
-    settings = reclass.settings.Settings({**opts, "inventory_base_uri": base})
+    base = Path(inventory_base_uri).resolve()
+    sett = settings(base, **overrides)
     storage = reclass.get_storage(
-        storage_type, nodes_uri, classes_uri, settings.compose_node_name
+        opts["storage_type"], str(base / opts["nodes_uri"]), str(base / opts["classes_uri"]),
+        sett.compose_node_name,
     )
-    return reclass.core.Core(storage, None, settings)
+    return reclass.core.Core(storage, None, sett)
 
 
 def render_node(inventory_base_uri: Path, node: str, **overrides: Any) -> dict[str, Any]:
     """Render one node: {'classes', 'applications', 'parameters', 'environment', ...}."""
-    return _core(inventory_base_uri, **overrides).nodeinfo(node)
-
-
-def node_names(inventory_base_uri: Path) -> list[str]:
-    """Every node the inventory defines (without rendering them)."""
-    core = _core(inventory_base_uri)
-    return sorted(core._storage.enumerate_nodes())
+    return core(inventory_base_uri, **overrides).nodeinfo(node)
 
 
 def render_inventory(inventory_base_uri: Path) -> dict[str, dict[str, Any]]:
     """Render every node: {node: nodeinfo}."""
-    return _core(inventory_base_uri).inventory()["nodes"]
+    return core(inventory_base_uri).inventory()["nodes"]

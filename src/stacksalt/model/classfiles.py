@@ -28,14 +28,12 @@ from stacksalt.model.errors import (
 from stacksalt.model.index import ModelFile, ModelIndex, has_reference
 
 TOP_LEVEL_KEYS = ("classes", "applications", "parameters", "exports", "environment")
-_STORAGE_OPTIONS = ("storage_type", "nodes_uri", "classes_uri")
 PARSER = Parser()
 
 
 def engine_settings() -> reclass.settings.Settings:
     """reclass settings for ``engine.ENGINE_OPTIONS`` (what the engine parses with)."""
-    opts = {k: v for k, v in engine.ENGINE_OPTIONS.items() if k not in _STORAGE_OPTIONS}
-    return reclass.settings.Settings(opts)
+    return engine.settings()
 
 
 _TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string"}

@@ -214,7 +214,7 @@ def render_nodes(
     nodes using them can still be rendered for their other errors.
     """
     try:
-        core = engine._core(index.base)
+        core = engine.core(index.base)
     except rerr.ReclassException as exc:
         message = f"reclass cannot load the inventory: {exc.message}"
         return {}, [ModelError(ENGINE_ERROR, None, None, message, [n.name for n, _ in nodes])]
