@@ -32,7 +32,7 @@ class Lab:
         node = next(n for n in self.plan.nodes if n.minion_id == minion_id)
         return testinfra.get_host(f"docker://{node.container_name(self.plan.deployment)}")
 
-    def salt(self, *args: str, timeout: int = 600):
+    def salt(self, *args: str, timeout: int = 60):
         """`salt --out=json --static ARGS` on the master: (exit code, parsed JSON)."""
         res = self.master.exec_run(
             ["salt", "--out=json", "--static", f"--timeout={timeout}", *args])

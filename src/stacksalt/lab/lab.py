@@ -24,7 +24,10 @@ from stacksalt.lab import containers, dockerd, images, summary
 from stacksalt.lab.plan import LabNode, LabPlan, plan
 
 MINION_WAIT_S = 180
-APPLY_TIMEOUT_S = 900
+# salt's --timeout: how long the CLI waits before asking minions whether the job still
+# runs (saltutil.find_job); a long apply keeps going, a lost job is noticed this fast.
+APPLY_TIMEOUT_S = 60
+RESTART_WAIT_S = 120
 BOOTSTRAP_DIR = "/etc/salt/bootstrap"
 
 
@@ -149,6 +152,29 @@ def _wait_minions(master, expected: list[str], console: Console, t0: float) -> N
     )
 
 
+def wait_salt_restarts(client, lab: LabPlan) -> None:
+    """Wait until no node has a scheduled Salt restart pending (salt formula: a changed
+    master/minion configuration restarts the service just after the run). A job published
+    while a minion restarts is lost, so the next run must wait for these."""
+    deadline = time.monotonic() + RESTART_WAIT_S
+    names = [n.container_name(lab.deployment) for n in lab.nodes]
+    while True:
+        pending = []
+        for name in names:
+            out = containers.exec_run(
+                client.containers.get(name),
+                ["systemctl", "list-units", "stacksalt-restart-*", "--all", "--no-legend",
+                 "--state=active,activating"], check=False)
+            if out.strip():
+                pending.append(name)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"Salt restarts still pending after {RESTART_WAIT_S}s on "
+                           f"{', '.join(pending)}: look at `journalctl -u 'stacksalt-restart-*'`")
+        time.sleep(1)
+
+
 def apply(master, target: str, expected: list[str]) -> dict[str, summary.NodeResult]:
     args = ["-L", target] if "," in target else [target]
     _, out = _salt(master, *args, "state.apply")
@@ -224,6 +250,7 @@ def up(deployment: str = "lab", console: Console | None = None) -> int:
         _bootstrap_minion(c, node, lab.master.address)
         _step(console, t0, f"{node.minion_id}: container up, salt-minion started")
     expected = [n.minion_id for n in lab.nodes]
+    wait_salt_restarts(client, lab)
     _wait_minions(master, expected, console, t0)
 
     _step(console, t0, f"state.apply on {lab.master.minion_id} (salt master, CAs)")
@@ -231,9 +258,12 @@ def up(deployment: str = "lab", console: Console | None = None) -> int:
     if any(r.failed for r in first.values()):
         print_summary(console, "state.apply on the salt master", first)
         return 1
+    wait_salt_restarts(client, lab)
+    _wait_minions(master, expected, console, t0)
     _step(console, t0, "salt '*' state.apply")
     results = apply(master, "*", expected)
-    _wait_minions(master, expected, console, t0)  # minions whose config changed restart
+    wait_salt_restarts(client, lab)
+    _wait_minions(master, expected, console, t0)
     print_summary(console, f"salt '*' state.apply ({deployment})", results)
     failed = sum(r.failed for r in results.values())
     _step(console, t0, f"lab {deployment}: {len(expected)} nodes, {failed} failed states")
