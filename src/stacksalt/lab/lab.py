@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 import time
 
@@ -207,9 +208,14 @@ def _stale_reason(client, lab: LabPlan, repo: str, image_id: str) -> str | None:
             return f"{c.name} runs an older image than {images.SALT_IMAGE}"
         if c.name == lab.master.container_name(lab.deployment):
             sources = {m.get("Destination"): m.get("Source") for m in c.attrs.get("Mounts", [])}
-            if sources.get(lab.master_base_dir) != repo:
-                return (f"{c.name} serves the model of {sources.get(lab.master_base_dir)}, "
-                        f"not of this checkout ({repo})")
+            source = sources.get(lab.master_base_dir)
+            if source != repo:
+                return f"{c.name} serves the model of {source}, not of this checkout ({repo})"
+            # same path, but maybe a checkout since deleted and cloned again
+            if c.status == "running":
+                seen = c.exec_run(["stat", "-c", "%i", lab.master_base_dir]).output.decode()
+                if seen.strip() != str(os.stat(repo).st_ino):
+                    return f"{c.name} mounts an earlier checkout that was at {repo}"
     return None
 
 
