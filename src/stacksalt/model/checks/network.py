@@ -1,0 +1,267 @@
+"""Semantic checks of the Kubernetes underlay: networks, BGP and pinned binaries.
+
+Every check reads the rendered pillar paths of the shared contract
+(``kubernetes:common:...``, ``calico:node:...``) and is silent for nodes that lack
+them. An error is blamed on the place the operator has to edit: when the pillar key
+holds a plain reference (``pod_cidr: ${_param:kubernetes_pod_cidr}`` in a service
+class), the reference is followed to the key and file that hold the value (the
+cluster class that sets ``_param:kubernetes_pod_cidr``). Equal errors from several
+nodes, or from several pillar keys fed by the same value, are reported once.
+
+Kinds: ``invalid-cidr``, ``cidr-overlap``, ``invalid-as-number``,
+``unknown-route-reflector``, ``unknown-peer-node``, ``invalid-address``,
+``missing-checksum``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from stacksalt.model.errors import ModelError
+from stacksalt.model.locate import raw_value, split_key
+from stacksalt.model.render import RenderedDeployment, RenderedNode
+from stacksalt.model.semantic import semantic_check
+
+SERVICE_CIDR = "kubernetes:common:cluster:service_cidr"
+POD_CIDR = "kubernetes:common:cluster:pod_cidr"
+IPPOOL_CIDR = "calico:node:ippool:cidr"
+API_VIP = "kubernetes:common:cluster:api:vip"
+HOSTS = "linux:network:host"
+NODE_NETWORKS = ("_param:lab_network",)  # the lab's Docker network; other deployments
+# have no such parameter, their node network is known through the host table only
+BGP = "calico:node:bgp"
+SHORT_NAME = "linux:system:name"
+
+AS_MAX = 4294967295
+AS_TRANS = 23456  # RFC 6793: a placeholder for 4-byte AS numbers, never a real AS
+
+_MISSING = object()
+_REFERENCE = re.compile(r"^\$\{([^{}]+)\}$")
+_MAX_HOPS = 10
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def get(node: RenderedNode, key: str) -> Any:
+    """The rendered value at colon path ``key`` of the node's parameters, or _MISSING."""
+    value: Any = node.parameters
+    for part in key.split(":"):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def source_key(deployment: RenderedDeployment, node: RenderedNode, key: str) -> str:
+    """The key that holds ``key``'s value literally, following plain references.
+
+    ``kubernetes:common:cluster:pod_cidr`` set to ``${_param:kubernetes_pod_cidr}`` in a
+    service class becomes ``parameters:_param:kubernetes_pod_cidr`` (which
+    ``deployment.error`` then blames on the cluster class that sets it).
+    """
+    section, parts = split_key(key)
+    for _ in range(_MAX_HOPS):
+        rel = node.locate(f"{section}:{':'.join(parts)}")
+        if rel is None:
+            break
+        for depth in range(len(parts), 0, -1):
+            found, raw = raw_value(deployment.index, rel, f"{section}:{':'.join(parts[:depth])}")
+            if found:
+                break
+        else:
+            break
+        match = _REFERENCE.match(raw) if isinstance(raw, str) else None
+        if match is None:
+            break
+        section, parts = "parameters", [*match.group(1).split(":"), *parts[depth:]]
+    return f"{section}:{':'.join(parts)}"
+
+
+def blame(
+    deployment: RenderedDeployment, node: RenderedNode, key: str, kind: str, message: str
+) -> ModelError:
+    """An error about the value at ``key``, pinned to where that value is written."""
+    return deployment.error(node, source_key(deployment, node, key), kind, message)
+
+
+def parse_network(value: Any) -> tuple[Network | None, str]:
+    """(network, "") for a well-formed CIDR (host bits zero), else (None, the problem)."""
+    if not isinstance(value, str):
+        return None, f"{value!r} is not a CIDR string"
+    if "/" not in value:
+        return None, f"{value!r} has no prefix length"
+    try:
+        return ipaddress.ip_network(value, strict=True), ""
+    except ValueError as exc:
+        return None, f"{value!r} is not a network: {exc}"
+
+
+def address(value: Any, version: int | None = None) -> Address | None:
+    """``value`` as an IP address (of that IP version, if given), or None."""
+    try:
+        ip = ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return ip if ip is not None and version in (None, ip.version) else None
+
+
+def items(node: RenderedNode, key: str) -> Iterator[tuple[str, dict]]:
+    """(``key:<i>``, item) for each mapping of the list at ``key`` (none if absent)."""
+    value = get(node, key)
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, dict):
+                yield f"{key}:{i}", item
+
+
+def short_names(deployment: RenderedDeployment, node: RenderedNode) -> set[str]:
+    """Short hostnames of every node of ``node``'s deployment.
+
+    Rendered nodes give ``linux:system:name``; nodes that did not render cleanly (their
+    errors are reported by the other passes) count with the first label of their name.
+    """
+    names = set()
+    for mf in deployment.index.nodes_of(node.deployment):
+        other = deployment.nodes.get(mf.name)
+        name = get(other, SHORT_NAME) if other is not None else _MISSING
+        names.add(name if isinstance(name, str) else mf.name.split(".")[0])
+    return names
+
+
+# -- networks --------------------------------------------------------------------------
+
+
+def _ranges(node: RenderedNode, keys: tuple[str, ...]) -> list[tuple[str, Network]]:
+    """(key, network) for each of ``keys`` the node has with a well-formed value."""
+    found = []
+    for key in keys:
+        net, _ = parse_network(get(node, key))
+        if net is not None:
+            found.append((key, net))
+    return found
+
+
+@semantic_check
+def cidrs_are_networks(deployment: RenderedDeployment) -> Iterator[ModelError]:
+    for node in deployment.nodes.values():
+        for key in (SERVICE_CIDR, POD_CIDR, IPPOOL_CIDR):
+            value = get(node, key)
+            _, problem = (None, "") if value is _MISSING else parse_network(value)
+            if problem:
+                yield blame(deployment, node, key, "invalid-cidr", problem)
+
+
+@semantic_check
+def pod_ranges_do_not_overlap(deployment: RenderedDeployment) -> Iterator[ModelError]:
+    """Pod range and IP pool: clear of the service range and of the node network."""
+    for node in deployment.nodes.values():
+        pods = _ranges(node, (POD_CIDR, IPPOOL_CIDR))
+        if not pods:
+            continue
+        others = [(f"the service range {net}", net) for _, net in _ranges(node, (SERVICE_CIDR,))]
+        others += [(f"the node network {net}", net) for _, net in _ranges(node, NODE_NETWORKS)]
+        hosts = get(node, HOSTS)
+        for name, host in sorted(hosts.items()) if isinstance(hosts, dict) else ():
+            ip = address(host.get("address")) if isinstance(host, dict) else None
+            if ip is not None:
+                others.append((f"the address {ip} of {name}", ipaddress.ip_network(ip)))
+        vip = address(get(node, API_VIP))
+        if vip is not None:
+            others.append((f"the API address {vip}", ipaddress.ip_network(vip)))
+        for key, net in pods:
+            for what, other in others:
+                if net.version == other.version and net.overlaps(other):
+                    yield blame(
+                        deployment, node, key, "cidr-overlap", f"{net} overlaps {what}"
+                    )
+
+
+# -- BGP -------------------------------------------------------------------------------
+
+
+def why_bad_as_number(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{value!r} is not an integer"
+    if value == AS_TRANS:
+        return f"{value} is AS_TRANS (RFC 6793), not a usable AS number"
+    if not 1 <= value <= AS_MAX:
+        return f"{value} is out of range 1..{AS_MAX}"
+    return ""
+
+
+@semantic_check
+def as_numbers_in_range(deployment: RenderedDeployment) -> Iterator[ModelError]:
+    for node in deployment.nodes.values():
+        keys = [f"{BGP}:as_number"] + [f"{k}:as_number" for k, _ in items(node, f"{BGP}:peers")]
+        for key in keys:
+            value = get(node, key)
+            problem = "" if value is _MISSING else why_bad_as_number(value)
+            if problem:
+                yield blame(deployment, node, key, "invalid-as-number", problem)
+
+
+@semantic_check
+def bgp_nodes_exist(deployment: RenderedDeployment) -> Iterator[ModelError]:
+    """Route reflectors and per-node peers name nodes of the deployment."""
+    checks = (("route_reflectors", "unknown-route-reflector", "route reflector"),
+              ("peers", "unknown-peer-node", "peer's node"))
+    for node in deployment.nodes.values():
+        names: set[str] | None = None
+        for field, kind, what in checks:
+            for key, item in items(node, f"{BGP}:{field}"):
+                if "node" not in item:
+                    continue
+                names = short_names(deployment, node) if names is None else names
+                if item["node"] not in names:
+                    yield blame(
+                        deployment, node, f"{key}:node", kind,
+                        f"{what} {item['node']!r} is not a node of deployment "
+                        f"{node.deployment} (its nodes: {', '.join(sorted(names))})",
+                    )
+
+
+@semantic_check
+def bgp_addresses_are_addresses(deployment: RenderedDeployment) -> Iterator[ModelError]:
+    """Peer addresses are IP addresses; route reflector cluster IDs are IPv4-like."""
+    for node in deployment.nodes.values():
+        fields = [(f"{k}:peer_ip", None, "an IP address")
+                  for k, _ in items(node, f"{BGP}:peers")]
+        fields += [(f"{k}:cluster_id", 4, "an IPv4-like cluster ID")
+                   for k, _ in items(node, f"{BGP}:route_reflectors")]
+        for key, version, what in fields:
+            value = get(node, key)
+            if value is not _MISSING and address(value, version) is None:
+                yield blame(deployment, node, key, "invalid-address", f"{value!r} is not {what}")
+
+
+# -- binaries --------------------------------------------------------------------------
+
+
+@semantic_check
+def kubernetes_version_has_checksums(deployment: RenderedDeployment) -> Iterator[ModelError]:
+    """The pinned Kubernetes version has sha256 sums for the node's architecture."""
+    for node in deployment.nodes.values():
+        version = get(node, "kubernetes:common:version")
+        checksums = get(node, "kubernetes:common:binaries:checksums")
+        if version is _MISSING or checksums is _MISSING:
+            continue
+        arch = get(node, "kubernetes:common:arch")
+        arch = "amd64" if arch is _MISSING else arch
+        pinned = checksums.get(str(version)) if isinstance(checksums, dict) else None
+        if not isinstance(pinned, dict) or not pinned.get(arch):
+            known = sorted(checksums) if isinstance(checksums, dict) else []
+            yield blame(
+                deployment, node, "kubernetes:common:version", "missing-checksum",
+                f"version {version} has no checksums for {arch} in "
+                f"kubernetes:common:binaries:checksums (pinned: {', '.join(map(str, known))})",
+            )
