@@ -33,9 +33,10 @@ class Deployment:
 
     @cached_property
     def rendered(self) -> dict[str, dict[str, Any]]:
-        """{node: nodeinfo} for this deployment's nodes (one engine pass)."""
-        everything = engine.render_inventory(self.inventory)
-        return {n: everything[n] for n in self.node_names}
+        """{node: nodeinfo} for this deployment's nodes only (one Core: classes are loaded
+        once), so that another deployment's errors never stop this one."""
+        core = engine.core(self.inventory)
+        return {n: core.nodeinfo(n) for n in self.node_names}
 
     def parameters(self, node: str) -> dict[str, Any]:
         return self.rendered[node]["parameters"]

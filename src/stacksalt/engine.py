@@ -61,8 +61,3 @@ def core(inventory_base_uri: Path, **overrides: Any) -> reclass.core.Core:
 def render_node(inventory_base_uri: Path, node: str, **overrides: Any) -> dict[str, Any]:
     """Render one node: {'classes', 'applications', 'parameters', 'environment', ...}."""
     return core(inventory_base_uri, **overrides).nodeinfo(node)
-
-
-def render_inventory(inventory_base_uri: Path) -> dict[str, dict[str, Any]]:
-    """Render every node: {node: nodeinfo}."""
-    return core(inventory_base_uri).inventory()["nodes"]
