@@ -1,0 +1,57 @@
+{#- etcd client TLS for Calico on this node (calico-node, the CNI plugin, calicoctl,
+    calico-kube-controllers all read these files from the host; none of them is ever put
+    into a Kubernetes Secret or manifest). The key is made here and never leaves the node;
+    the certificate is signed by the CA minion under the etcd_calico_client policy. #}
+{%- from "calico/map.jinja" import node, pki with context %}
+{%- set ssl = node.etcd.ssl %}
+{%- set ca_path = ssl.ca_base_dir ~ '/' ~ ssl.authority ~ '/ca.crt' %}
+{%- set ca_pem = salt['mine.get'](ssl.ca_server, ssl.mine_function).get(ssl.ca_server, {}).get(ca_path) %}
+calico-node-pki-directory-managed:
+  file.directory:
+    - name: {{ node.pki_dir }}
+    - user: root
+    - group: root
+    - mode: '0700'
+    - makedirs: true
+{%- if not ca_pem %}
+
+calico-node-etcd-ca-certificate-available:
+  test.fail_without_changes:
+    - name: >-
+        The CA certificate {{ ca_path }} of {{ ssl.ca_server }} is not in the salt mine
+        ({{ ssl.mine_function }}): apply salt.minion.ca on {{ ssl.ca_server }} first.
+{%- else %}
+
+calico-node-etcd-ca-certificate-managed:
+  file.managed:
+    - name: {{ pki.ca }}
+    - contents: {{ ca_pem | json }}
+    - mode: '0644'
+    - require:
+      - file: calico-node-pki-directory-managed
+
+calico-node-etcd-client-private-key-managed:
+  x509.private_key_managed:
+    - name: {{ pki.key }}
+    - algo: rsa
+    - keysize: {{ ssl.key_size }}
+    - user: root
+    - group: root
+    - mode: '0600'
+    - require:
+      - file: calico-node-pki-directory-managed
+
+calico-node-etcd-client-certificate-managed:
+  x509.certificate_managed:
+    - name: {{ pki.cert }}
+    - ca_server: {{ ssl.ca_server }}
+    - signing_policy: {{ ssl.client_policy }}
+    - private_key: {{ pki.key }}
+    - CN: calico-{{ node.name }}
+    - days_remaining: {{ ssl.days_remaining }}
+    - user: root
+    - group: root
+    - mode: '0644'
+    - require:
+      - x509: calico-node-etcd-client-private-key-managed
+{%- endif %}
