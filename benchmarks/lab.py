@@ -11,6 +11,7 @@ Leaves the lab up.
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import time
 
@@ -42,11 +43,13 @@ def main() -> int:
         ups = []
         for i in range(args.runs):
             lab_mod.down("lab", console=quiet)
+            log = Console(file=io.StringIO(), record=True, width=120)
             t = time.monotonic()
-            rc = lab_mod.up("lab", console=quiet)
+            rc = lab_mod.up("lab", console=log)
             ups.append(time.monotonic() - t)
             print(f"lab up run {i + 1}: {ups[-1]:.1f} s (exit {rc})", flush=True)
             if rc:
+                print(log.export_text())
                 return rc
         report("lab up (images cached, no containers)", ups, TARGET_UP_S)
     elif lab_mod.up("lab", console=quiet):
