@@ -3,7 +3,8 @@
 A key of the model whose name ends in ``_secret`` names an entry of the deployment's
 ``secrets`` pillar (``pillar/secrets/<deployment>.sls``, rendered ``#!yaml|gpg``).
 For a test deployment such as ``lab``, :func:`generate` makes a throwaway gpg key under
-``.stacksalt/<deployment>/gpgkeys`` and a random value for every referenced name; values
+``.stacksalt/<deployment>/gpgkeys`` and a random value for every referenced name (a name
+ending in ``_hash`` gets a crypt(3) hash, one ending in ``_key`` an RSA private key PEM); values
 already present are kept, so converging again changes nothing. No secret and no private
 key is ever written into the git tree's tracked files.
 """
@@ -83,6 +84,13 @@ def ensure_key(deployment: str) -> str:
 
 
 def _new_value(name: str) -> str:
+    if name.endswith("_key"):
+        # an RSA private key (PEM), e.g. the Kubernetes service-account signing key
+        out = subprocess.run(
+            ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+            capture_output=True, text=True, check=True,
+        )
+        return out.stdout
     password = pysecrets.token_urlsafe(24)
     if name.endswith("_hash"):
         # a crypt(3) SHA-512 hash, as /etc/shadow wants it

@@ -1,0 +1,5 @@
+include:
+  - kubernetes.common.binaries
+  - kubernetes.common.kernel
+  - kubernetes.common.pki
+  - kubernetes.common.containerd

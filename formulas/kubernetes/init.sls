@@ -1,0 +1,6 @@
+{%- from "kubernetes/map.jinja" import common, master, pool with context %}
+{%- set roles = [] %}
+{%- if common.enabled %}{% do roles.append('kubernetes.common') %}{% endif %}
+{%- if master.enabled %}{% do roles.append('kubernetes.master') %}{% endif %}
+{%- if pool.enabled %}{% do roles.append('kubernetes.pool') %}{% endif %}
+include: {{ roles | json }}

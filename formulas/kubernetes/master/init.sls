@@ -1,0 +1,12 @@
+{%- from "kubernetes/map.jinja" import master with context %}
+include:
+  - kubernetes.master.pki
+  - kubernetes.master.kubeconfig
+  - kubernetes.master.manifests
+{%- if master.keepalived.enabled %}
+  - kubernetes.master.keepalived
+{%- endif %}
+{%- if master.haproxy.enabled %}
+  - kubernetes.master.haproxy
+{%- endif %}
+  - kubernetes.master.addons

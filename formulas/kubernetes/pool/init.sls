@@ -1,0 +1,3 @@
+include:
+  - kubernetes.pool.kubelet
+  - kubernetes.pool.kube_proxy
