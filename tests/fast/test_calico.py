@@ -251,6 +251,7 @@ def test_calico_node_daemonset(rendered, lab_params):
     assert e["CALICO_NETWORKING_BACKEND"] == "bird"
     assert e["CALICO_IPV4POOL_IPIP"] == e["CALICO_IPV4POOL_VXLAN"] == "Never"
     assert e["IP"] == "autodetect" and e["NO_DEFAULT_POOLS"] == "true"
+    assert e["NODENAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert e["IP_AUTODETECTION_METHOD"] == f"cidr={lab_params['lab_network']}"
     assert node["livenessProbe"]["exec"]["command"] == [
         "/bin/calico-node", "-felix-live", "-bird-live"]
