@@ -5,3 +5,7 @@ base:
     - match: glob
     - secrets.lab
     - ignore_missing: true
+  '*.prod.local':
+    - match: glob
+    - secrets.production
+    - ignore_missing: true

@@ -30,8 +30,9 @@ POD_CIDR = "kubernetes:common:cluster:pod_cidr"
 IPPOOL_CIDR = "calico:node:ippool:cidr"
 API_VIP = "kubernetes:common:cluster:api:vip"
 HOSTS = "linux:network:host"
-NODE_NETWORKS = ("_param:lab_network",)  # the lab's Docker network; other deployments
-# have no such parameter, their node network is known through the host table only
+# The nodes' network, by convention ``_param:<deployment>_network`` (lab_network,
+# production_network); without it, the host table's addresses stand for it.
+NODE_NETWORK = "_param:{deployment}_network"
 BGP = "calico:node:bgp"
 SHORT_NAME = "linux:system:name"
 
@@ -161,29 +162,48 @@ def cidrs_are_networks(deployment: RenderedDeployment) -> Iterator[ModelError]:
                 yield blame(deployment, node, key, "invalid-cidr", problem)
 
 
+def node_addresses(node: RenderedNode) -> list[tuple[str, Address]]:
+    """(what, address) for each address of the host table, and the API's virtual IP."""
+    found = []
+    hosts = get(node, HOSTS)
+    for name, host in sorted(hosts.items()) if isinstance(hosts, dict) else ():
+        ip = address(host.get("address")) if isinstance(host, dict) else None
+        if ip is not None:
+            found.append((name, ip))
+    vip = address(get(node, API_VIP))
+    if vip is not None:
+        found.append(("the API VIP", vip))
+    return found
+
+
+def _overlaps(net: Network, other: Network) -> bool:
+    return net.version == other.version and net.overlaps(other)
+
+
 @semantic_check
 def pod_ranges_do_not_overlap(deployment: RenderedDeployment) -> Iterator[ModelError]:
-    """Pod range and IP pool: clear of the service range and of the node network."""
+    """Pod range and IP pool: clear of the service range and of the node network.
+
+    The node network is ``_param:<deployment>_network`` when the deployment has one;
+    the host table's addresses (and the API's VIP) are checked in any case, in one
+    error per range.
+    """
     for node in deployment.nodes.values():
         pods = _ranges(node, (POD_CIDR, IPPOOL_CIDR))
         if not pods:
             continue
         others = [(f"the service range {net}", net) for _, net in _ranges(node, (SERVICE_CIDR,))]
-        others += [(f"the node network {net}", net) for _, net in _ranges(node, NODE_NETWORKS)]
-        hosts = get(node, HOSTS)
-        for name, host in sorted(hosts.items()) if isinstance(hosts, dict) else ():
-            ip = address(host.get("address")) if isinstance(host, dict) else None
-            if ip is not None:
-                others.append((f"the address {ip} of {name}", ipaddress.ip_network(ip)))
-        vip = address(get(node, API_VIP))
-        if vip is not None:
-            others.append((f"the API address {vip}", ipaddress.ip_network(vip)))
+        node_network = NODE_NETWORK.format(deployment=node.deployment)
+        others += [(f"the node network {net}", net) for _, net in _ranges(node, (node_network,))]
+        addresses = node_addresses(node)
         for key, net in pods:
-            for what, other in others:
-                if net.version == other.version and net.overlaps(other):
-                    yield blame(
-                        deployment, node, key, "cidr-overlap", f"{net} overlaps {what}"
-                    )
+            problems = [what for what, other in others if _overlaps(net, other)]
+            inside = [f"{ip} ({name})" for name, ip in addresses if ip in net]
+            if inside and not any(w.startswith("the node network") for w in problems):
+                shown = ", ".join(inside[:4]) + (f", +{len(inside) - 4} more" if inside[4:] else "")
+                problems.append(f"node addresses {shown}")
+            for what in problems:
+                yield blame(deployment, node, key, "cidr-overlap", f"{net} overlaps {what}")
 
 
 # -- BGP -------------------------------------------------------------------------------

@@ -1,0 +1,87 @@
+"""Collect the Kubernetes and Calico objects a deployment's states would write.
+
+Formulas write every object with ``file.serialize`` (``dataset:`` = the object), so the
+objects are plain data in ``state.show_sls``: nothing is executed, no node is needed.
+Every node's applications are rendered on this host with the node's real pillar
+(``stacksalt.saltrender``); the deployment's secrets must exist
+(``stacksalt secrets generate <deployment>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from stacksalt import paths, saltrender
+from stacksalt.deployment import Deployment
+
+WORKERS = 4
+
+Rendered = dict[str, dict[str, Any]]  # {minion: show_sls output (state id -> state)}
+
+
+def render(deployment: str, root: Path | None = None) -> Rendered:
+    """``state.show_sls`` of every node's applications, {minion: states}."""
+    dep = Deployment.load(deployment, paths.reclass_dir(root) if root else None)
+
+    def one(node: str) -> tuple[str, dict[str, Any]]:
+        apps = dep.rendered[node]["applications"]
+        return node, saltrender.show_sls(node, deployment, apps, root=root) if apps else {}
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return dict(pool.map(one, dep.node_names))
+
+
+@cache
+def rendered(deployment: str) -> Rendered:
+    """``render`` of the checkout, once per process (the checkout does not change under
+    a test run; renders of other roots are never cached)."""
+    return render(deployment)
+
+
+def state_calls(state: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(``module.function``, merged arguments) for each call of one rendered state ID."""
+    for key, args in state.items():
+        if key.startswith("__") or not isinstance(args, list):
+            continue
+        module, _, function = key.partition(".")
+        kwargs: dict[str, Any] = {}
+        for arg in args:
+            if isinstance(arg, str) and not function:
+                function = arg
+            elif isinstance(arg, dict):
+                kwargs.update(arg)
+        yield f"{module}.{function}", kwargs
+
+
+def serialized(states: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
+    """(state id, file path, dataset) for every ``file.serialize`` of one node's states."""
+    for state_id, state in sorted(states.items()):
+        if not isinstance(state, dict):
+            continue
+        for call, kwargs in state_calls(state):
+            if call == "file.serialize" and "dataset" in kwargs:
+                yield state_id, str(kwargs.get("name", state_id)), kwargs["dataset"]
+
+
+def is_object(data: Any) -> bool:
+    """A Kubernetes-style object: a mapping with apiVersion and kind."""
+    return isinstance(data, dict) and "apiVersion" in data and "kind" in data
+
+
+def objects_in(rendered: Rendered) -> list[tuple[str, str, dict[str, Any]]]:
+    """(minion, path, object) for every serialized object of the rendered nodes."""
+    return [
+        (minion, path, data)
+        for minion in sorted(rendered)
+        for _, path, data in serialized(rendered[minion])
+        if is_object(data)
+    ]
+
+
+def objects(deployment: str, root: Path | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+    """(minion, path, object) for every object the deployment's states write."""
+    return objects_in(rendered(deployment) if root is None else render(deployment, root))
