@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import docker
 import pytest
 import testinfra
 
 from stacksalt.deployment import Deployment
 from stacksalt.lab import lab as lab_mod
+from stacksalt.lab import summary
 from stacksalt.lab.plan import LabPlan, plan
 
 pytestmark = pytest.mark.lab
@@ -37,8 +36,7 @@ class Lab:
         res = self.master.exec_run(
             ["salt", "--out=json", "--static", f"--timeout={timeout}", *args])
         out = res.output.decode(errors="replace")
-        start = out.find("{")
-        return res.exit_code, (json.loads(out[start:]) if start >= 0 else out)
+        return res.exit_code, (summary.json_from(out) or out)
 
     def apply(self, target: str = "*"):
         nodes = [n.minion_id for n in self.plan.nodes

@@ -9,8 +9,8 @@ same `salt.master` state a real cfg01 bootstrap applies), the minions, then
 from __future__ import annotations
 
 import io
-import json
 import os
+import re
 import tarfile
 import time
 
@@ -25,9 +25,10 @@ from stacksalt.lab import containers, dockerd, images, summary
 from stacksalt.lab.plan import LabNode, LabPlan, plan
 
 MINION_WAIT_S = 180
-# salt's --timeout: how long the CLI waits before asking minions whether the job still
-# runs (saltutil.find_job); a long apply keeps going, a lost job is noticed this fast.
-APPLY_TIMEOUT_S = 60
+# salt's --timeout for short commands (test.ping)
+SALT_CLI_TIMEOUT_S = 60
+# how long one state.apply may take on the slowest node before it counts as not returned
+APPLY_TIMEOUT_S = 1200
 RESTART_WAIT_S = 120
 BOOTSTRAP_DIR = "/etc/salt/bootstrap"
 
@@ -65,7 +66,7 @@ def _no_sockets(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return info if (info.isfile() or info.isdir()) else None
 
 
-def _salt(master, *args: str, timeout: int = APPLY_TIMEOUT_S) -> tuple[int, str]:
+def _salt(master, *args: str, timeout: int = SALT_CLI_TIMEOUT_S) -> tuple[int, str]:
     res = master.exec_run(["salt", "--out=json", "--static", f"--timeout={timeout}", *args])
     return res.exit_code, res.output.decode(errors="replace")
 
@@ -137,10 +138,7 @@ def _wait_minions(master, expected: list[str], console: Console, t0: float) -> N
     answered: set[str] = set()
     while time.monotonic() < deadline:
         code, out = _salt(master, "*", "test.ping", timeout=10)
-        try:
-            data = json.loads(out[out.find("{"):]) if "{" in out else {}
-        except json.JSONDecodeError:
-            data = {}
+        data = summary.json_from(out)
         answered = {m for m, v in data.items() if v is True}
         if set(expected) <= answered:
             _step(console, t0, f"all {len(expected)} minions answer test.ping")
@@ -176,10 +174,30 @@ def wait_salt_restarts(client, lab: LabPlan) -> None:
         time.sleep(1)
 
 
-def apply(master, target: str, expected: list[str]) -> dict[str, summary.NodeResult]:
+def apply(master, target: str, expected: list[str], timeout: float = APPLY_TIMEOUT_S,
+          progress=None) -> dict[str, summary.NodeResult]:
+    """`state.apply` on target: published as a job, then read from the master's job cache
+    until every expected minion has returned. (The salt CLI's own wait gives up on a minion
+    too busy to answer its find_job probe in time; the job cache does not guess.)"""
     args = ["-L", target] if "," in target else [target]
-    _, out = _salt(master, *args, "state.apply")
-    return summary.parse(out, expected)
+    res = master.exec_run(["salt", "--async", *args, "state.apply"])
+    out = res.output.decode(errors="replace")
+    match = re.search(r"job ID: (\d+)", out)
+    if res.exit_code != 0 or not match:
+        raise LabError(f"could not publish state.apply to {target}: {out.strip()}")
+    jid = match.group(1)
+    deadline = time.monotonic() + timeout
+    returned: dict = {}
+    while True:
+        look = master.exec_run(["salt-run", "--out=json", "jobs.lookup_jid", jid])
+        returned = summary.json_from(look.output.decode(errors="replace"))
+        missing = sorted(set(expected) - set(returned))
+        if progress:
+            progress(len(expected) - len(missing), len(expected))
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    return summary.parse(returned, expected)
 
 
 def print_summary(console: Console, title: str, results: dict[str, summary.NodeResult]) -> None:
@@ -267,7 +285,14 @@ def up(deployment: str = "lab", console: Console | None = None) -> int:
     wait_salt_restarts(client, lab)
     _wait_minions(master, expected, console, t0)
     _step(console, t0, "salt '*' state.apply")
-    results = apply(master, "*", expected)
+    shown = {"n": -1}
+
+    def show(done: int, total: int) -> None:
+        if done != shown["n"]:
+            shown["n"] = done
+            _step(console, t0, f"  {done}/{total} nodes returned")
+
+    results = apply(master, "*", expected, progress=show)
     wait_salt_restarts(client, lab)
     _wait_minions(master, expected, console, t0)
     print_summary(console, f"salt '*' state.apply ({deployment})", results)

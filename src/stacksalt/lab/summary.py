@@ -21,10 +21,21 @@ class NodeResult:
         return self.ok + self.changed + self.failed
 
 
-def parse(output: str, expected: list[str]) -> dict[str, NodeResult]:
-    """Results per minion; a minion that did not return counts as one failure."""
+def json_from(output: str) -> dict:
+    """The first JSON object in salt's output (warnings may come before or after it)."""
     start = output.find("{")
-    data = json.loads(output[start:]) if start >= 0 else {}
+    if start < 0:
+        return {}
+    try:
+        data, _ = json.JSONDecoder().raw_decode(output[start:])
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def parse(output: str | dict, expected: list[str]) -> dict[str, NodeResult]:
+    """Results per minion; a minion that did not return counts as one failure."""
+    data = output if isinstance(output, dict) else json_from(output)
     results: dict[str, NodeResult] = {}
     for minion in expected:
         res = NodeResult(minion)
