@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
-from stacksalt import saltrender
+from stacksalt import saltrender, secrets
 from stacksalt.deployment import Deployment
+from stacksalt.validate import collect
+from tests.conftest import deployments
 
 pytestmark = pytest.mark.fast
 
@@ -21,25 +21,17 @@ EXPECTED = {
 }
 
 
-def _render_all(deployment: str) -> dict[str, dict]:
-    dep = Deployment.load(deployment)
-
-    def one(node: str):
-        apps = dep.rendered[node]["applications"]
-        return node, saltrender.show_sls(node, deployment, apps)
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(pool.map(one, dep.node_names))
-
-
 @pytest.fixture(scope="module")
 def rendered_lab(lab_secrets):
-    return _render_all("lab")
+    return collect.rendered("lab")
 
 
-def test_every_lab_node_renders_its_applications(rendered_lab, lab_deployment):
-    for node, states in rendered_lab.items():
-        for app in lab_deployment.rendered[node]["applications"]:
+@pytest.mark.parametrize("deployment", deployments())
+def test_every_node_renders_its_applications(deployment):
+    secrets.generate(deployment)
+    dep = Deployment.load(deployment)
+    for node, states in collect.rendered(deployment).items():
+        for app in dep.rendered[node]["applications"]:
             app_root = app.split(".")[0]
             missing = [s for s in EXPECTED.get(app_root, []) if s not in states]
             assert not missing, f"{node}: {app} rendered without {missing}"
