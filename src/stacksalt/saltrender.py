@@ -24,12 +24,11 @@ class RenderError(RuntimeError):
     pass
 
 
-def _config(root: Path, workdir: Path, minion_id: str, deployment: str) -> Path:
+def _config(root: Path, workdir: Path, minion_id: str | None, deployment: str) -> Path:
     cfg = workdir / "etc"
     cfg.mkdir(parents=True, exist_ok=True)
     run = workdir / "run"
     conf = {
-        "id": minion_id,
         "file_client": "local",
         "root_dir": str(run),
         "pki_dir": str(run / "pki"),
@@ -42,6 +41,8 @@ def _config(root: Path, workdir: Path, minion_id: str, deployment: str) -> Path:
         "gpg_keydir": str(secrets.keyring_dir(deployment)),
         "pillar_raise_on_missing": False,
     }
+    if minion_id:
+        conf["id"] = minion_id
     (cfg / "minion").write_text(yaml.safe_dump(conf))
     return cfg
 
@@ -70,9 +71,43 @@ def salt_call(minion_id: str, deployment: str, *args: str, root: Path | None = N
     return data.get("local")
 
 
+def show_sls_many(deployment: str, jobs: dict[str, list[str]], root: Path | None = None,
+                  workers: int = 2) -> dict[str, Any]:
+    """show_sls for many minions: {minion: states}; RenderError naming every failed node.
+
+    The minions are split over `workers` processes, each rendering its share in one Salt
+    process (stacksalt.render_worker)."""
+    root = root or paths.repo_root()
+    ids = sorted(jobs)
+    shares = [ids[i::workers] for i in range(workers) if ids[i::workers]]
+    with tempfile.TemporaryDirectory(prefix="stacksalt-render-") as tmp:
+        cfg = _config(root, Path(tmp), None, deployment)
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "stacksalt.render_worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in shares
+        ]
+        outputs = [
+            proc.communicate(json.dumps({"config_dir": str(cfg),
+                                         "jobs": {m: jobs[m] for m in share}}))
+            for proc, share in zip(procs, shares, strict=True)
+        ]
+    results: dict[str, Any] = {}
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        if proc.returncode != 0:
+            raise RenderError(f"the render worker failed (exit {proc.returncode}):\n{err[-3000:]}")
+        results.update(json.loads(out))
+    failed = {m: r for m, r in results.items() if isinstance(r, list)}
+    if failed:
+        raise RenderError("\n".join(
+            f"{m}: rendering {','.join(jobs[m])} failed:\n" + "\n".join(map(str, r))
+            for m, r in sorted(failed.items())))
+    return results
+
+
 def show_sls(minion_id: str, deployment: str, sls: list[str], root: Path | None = None):
     """The low-level highstate data of `sls` for this minion, or RenderError."""
-    out = salt_call(minion_id, deployment, "state.show_sls", ",".join(sls), root=root)
-    if isinstance(out, list):  # salt returns render errors as a list of strings
-        raise RenderError(f"{minion_id}: rendering {','.join(sls)} failed:\n" + "\n".join(out))
-    return out
+    return show_sls_many(deployment, {minion_id: sls}, root=root, workers=1)[minion_id]

@@ -10,7 +10,6 @@ Every node's applications are rendered on this host with the node's real pillar
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,21 +17,15 @@ from typing import Any
 from stacksalt import paths, saltrender
 from stacksalt.deployment import Deployment
 
-WORKERS = 4
-
 Rendered = dict[str, dict[str, Any]]  # {minion: show_sls output (state id -> state)}
 
 
 def render(deployment: str, root: Path | None = None) -> Rendered:
     """``state.show_sls`` of every node's applications, {minion: states}."""
     dep = Deployment.load(deployment, paths.reclass_dir(root) if root else None)
-
-    def one(node: str) -> tuple[str, dict[str, Any]]:
-        apps = dep.rendered[node]["applications"]
-        return node, saltrender.show_sls(node, deployment, apps, root=root) if apps else {}
-
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        return dict(pool.map(one, dep.node_names))
+    jobs = {n: dep.rendered[n]["applications"] for n in dep.node_names}
+    out = saltrender.show_sls_many(deployment, {n: a for n, a in jobs.items() if a}, root=root)
+    return {n: out.get(n, {}) for n in dep.node_names}
 
 
 @cache
