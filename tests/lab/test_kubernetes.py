@@ -135,7 +135,7 @@ def test_service_account_key_pair_is_the_same_on_every_master(lab, lab_secrets):
         assert key.mode == 0o600 and key.user == "root"
         derived = host.check_output(f"openssl pkey -in {PKI}/sa.key -pubout")
         assert derived.strip() == host.file(f"{PKI}/sa.pub").content_string.strip()
-        digests.add(hashlib.sha256(key.content).hexdigest())
+        digests.add(hashlib.sha256(key.content.strip()).hexdigest())
     assert len(digests) == 1
     assert digests == {hashlib.sha256(
         lab_secrets["kubernetes_service_account_key"].strip().encode()).hexdigest()}

@@ -27,6 +27,12 @@ kubernetes-common-kubeconfig-pki-directory-managed:
     - mode: '0700'
     - require:
       - file: kubernetes-common-pki-directory-managed
+
+kubernetes-common-certificate-check-script-managed:
+  file.managed:
+    - name: {{ common.ssl.check_script }}
+    - source: salt://kubernetes/files/certificate-current.sh
+    - mode: '0755'
 {{ ca_certificate('kubernetes-common-ca-certificate-managed', common.pki_dir ~ '/ca.crt',
     common.ssl, common.ssl.authority,
     require=[{'file': 'kubernetes-common-pki-directory-managed'}]) }}

@@ -3,6 +3,7 @@
 {%- from "kubernetes/map.jinja" import common, master, k8s with context %}
 {%- from "kubernetes/macros.jinja" import key_and_certificate, kubeconfig with context %}
 {%- set ssl = common.ssl %}
+{%- set ca = (common.pki_dir ~ '/ca.crt', 'kubernetes-common-ca-certificate-managed') %}
 {%- set clients = {
     'admin': {'CN': master.admin.CN, 'O': master.admin.O},
     'controller-manager': {'CN': 'system:kube-controller-manager', 'O': None},
@@ -13,7 +14,7 @@ include:
 {%- for name, client in clients | dictsort %}
 {%- set cert = common.pki_dir ~ '/kubeconfig/' ~ name %}
 {{ key_and_certificate('kubernetes-master-' ~ name ~ '-client', cert, ssl,
-    master.ssl.master_client_policy, client.CN, O=client.O,
+    master.ssl.master_client_policy, client.CN, ca=ca, O=client.O,
     require=[{'file': 'kubernetes-common-kubeconfig-pki-directory-managed'}]) }}
 {{ kubeconfig('kubernetes-master-' ~ name ~ '-kubeconfig-managed',
     common.config_dir ~ '/' ~ name ~ '.conf', common.cluster.name, k8s.server,

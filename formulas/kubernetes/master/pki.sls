@@ -22,6 +22,10 @@
     'IP:' ~ k8s.service_ip, 'IP:' ~ common.cluster.api.vip, 'IP:' ~ common.address,
     'IP:127.0.0.1'] %}
 {%- set pki_dir = [{'file': 'kubernetes-common-pki-directory-managed'}] %}
+{%- set cluster_ca = (pki ~ '/ca.crt', 'kubernetes-common-ca-certificate-managed') %}
+{%- set front_proxy_ca = (pki ~ '/front-proxy-ca.crt',
+                         'kubernetes-master-front-proxy-ca-certificate-managed') %}
+{%- set etcd_ca = (pki ~ '/etcd/ca.crt', 'kubernetes-master-etcd-ca-certificate-managed') %}
 include:
   - kubernetes.common.pki
 
@@ -36,14 +40,14 @@ kubernetes-master-etcd-pki-directory-managed:
 {{ ca_certificate('kubernetes-master-etcd-ca-certificate-managed', pki ~ '/etcd/ca.crt', ssl,
     mssl.etcd_authority, require=[{'file': 'kubernetes-master-etcd-pki-directory-managed'}]) }}
 {{ key_and_certificate('kubernetes-master-apiserver', pki ~ '/apiserver', ssl,
-    mssl.apiserver_policy, 'kube-apiserver', san=apiserver_san, require=pki_dir) }}
+    mssl.apiserver_policy, 'kube-apiserver', cluster_ca, san=apiserver_san, require=pki_dir) }}
 {{ key_and_certificate('kubernetes-master-apiserver-kubelet-client',
     pki ~ '/apiserver-kubelet-client', ssl, mssl.master_client_policy,
-    'kube-apiserver-kubelet-client', O='system:masters', require=pki_dir) }}
+    'kube-apiserver-kubelet-client', cluster_ca, O='system:masters', require=pki_dir) }}
 {{ key_and_certificate('kubernetes-master-apiserver-etcd-client', pki ~ '/apiserver-etcd-client',
-    ssl, mssl.etcd_client_policy, 'kube-apiserver-etcd-client', require=pki_dir) }}
+    ssl, mssl.etcd_client_policy, 'kube-apiserver-etcd-client', etcd_ca, require=pki_dir) }}
 {{ key_and_certificate('kubernetes-master-front-proxy-client', pki ~ '/front-proxy-client', ssl,
-    mssl.front_proxy_client_policy, 'front-proxy-client', require=pki_dir) }}
+    mssl.front_proxy_client_policy, 'front-proxy-client', front_proxy_ca, require=pki_dir) }}
 
 kubernetes-master-service-account-private-key-managed:
   file.managed:

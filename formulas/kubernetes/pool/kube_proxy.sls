@@ -7,6 +7,7 @@
 {%- set kubeconfig_file = common.config_dir ~ '/kube-proxy.conf' %}
 {%- set config_file = kp.config_dir ~ '/config.conf' %}
 {%- set cert = common.pki_dir ~ '/kubeconfig/kube-proxy' %}
+{%- set ca = (common.pki_dir ~ '/ca.crt', 'kubernetes-common-ca-certificate-managed') %}
 {%- set config = {
     'apiVersion': 'kubeproxy.config.k8s.io/v1alpha1',
     'kind': 'KubeProxyConfiguration',
@@ -35,7 +36,7 @@ kubernetes-pool-kube-proxy-config-file-managed:
     - require:
       - file: kubernetes-pool-kube-proxy-config-directory-managed
 {{ key_and_certificate('kubernetes-pool-kube-proxy-client', cert, common.ssl,
-    common.ssl.proxy_client_policy, 'system:kube-proxy',
+    common.ssl.proxy_client_policy, 'system:kube-proxy', ca,
     require=[{'file': 'kubernetes-common-kubeconfig-pki-directory-managed'}]) }}
 {{ kubeconfig('kubernetes-pool-kube-proxy-kubeconfig-managed', kubeconfig_file,
     common.cluster.name, k8s.server, common.pki_dir ~ '/ca.crt', 'system:kube-proxy', cert,

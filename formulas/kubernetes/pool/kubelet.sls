@@ -8,6 +8,7 @@
 {%- set ssl = common.ssl %}
 {%- set config_dir = kubelet.config_file.rsplit('/', 1)[0] %}
 {%- set node_name = common.hostname %}
+{%- set ca = (common.pki_dir ~ '/ca.crt', 'kubernetes-common-ca-certificate-managed') %}
 {%- set config = {
     'apiVersion': 'kubelet.config.k8s.io/v1beta1',
     'kind': 'KubeletConfiguration',
@@ -63,11 +64,11 @@ kubernetes-pool-kubelet-config-file-managed:
     - require:
       - file: kubernetes-pool-kubelet-config-directory-managed
 {{ key_and_certificate('kubernetes-pool-kubelet-server', kubelet.pki_dir ~ '/kubelet', ssl,
-    ssl.node_server_policy, node_name,
+    ssl.node_server_policy, node_name, ca,
     san=['DNS:' ~ node_name, 'DNS:' ~ k8s.fqdn, 'IP:' ~ common.address],
     require=[{'file': 'kubernetes-pool-kubelet-pki-directory-managed'}]) }}
 {{ key_and_certificate('kubernetes-pool-kubelet-client', kubelet.pki_dir ~ '/kubelet-client', ssl,
-    ssl.node_client_policy, 'system:node:' ~ node_name, O='system:nodes',
+    ssl.node_client_policy, 'system:node:' ~ node_name, ca, O='system:nodes',
     require=[{'file': 'kubernetes-pool-kubelet-pki-directory-managed'}]) }}
 {{ kubeconfig('kubernetes-pool-kubelet-kubeconfig-managed', common.config_dir ~ '/kubelet.conf',
     common.cluster.name, k8s.server, common.pki_dir ~ '/ca.crt', 'system:node:' ~ node_name,
