@@ -344,3 +344,25 @@ def test_signing_policies_restrict_identities(lab):
     assert rc == 0 and "BEGIN CERTIFICATE" in pem, pem
     subj = pem_subject(lab.host("cmp01.lab.local"), pem).removeprefix("subject=")
     assert subj == "CN=system:kube-proxy"
+
+
+def test_lost_certificate_is_reissued_and_its_kubeconfig_follows(lab):
+    """A certificate that is not current is issued again by the next state.apply, and the
+    kubeconfig embedding it is rewritten with the new one."""
+    minion = "cmp02.lab.local"
+    host = lab.host(minion)
+    crt = f"{PKI}/kubeconfig/kube-proxy.crt"
+    before = host.file(crt).content_string
+    host.run_expect([0], f"rm -f {crt}")
+    results = lab.apply(minion)
+    r = results[minion]
+    assert r.failed == 0, r.failures
+    assert {"kubernetes-pool-kube-proxy-client-certificate-managed",
+            "kubernetes-pool-kube-proxy-kubeconfig-managed"} <= set(r.changed_ids), r.changed_ids
+    after = host.file(crt).content_string
+    assert after != before
+    conf = yaml.safe_load(host.file("/etc/kubernetes/kube-proxy.conf").content_string)
+    embedded = base64.b64decode(conf["users"][0]["user"]["client-certificate-data"]).decode()
+    assert embedded.strip() == after.strip()
+    again = lab.apply(minion)[minion]
+    assert again.failed == 0 and not again.changed, again.changed_ids
