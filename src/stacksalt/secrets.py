@@ -147,10 +147,6 @@ def generate(deployment: str) -> tuple[list[str], list[str]]:
     return added, sorted(set(current) - set(added))
 
 
-def export_public_key(deployment: str) -> str:
-    return _gpg(deployment).export_keys(ensure_key(deployment))
-
-
 def main_generate(deployment: str) -> int:
     added, kept = generate(deployment)
     print(

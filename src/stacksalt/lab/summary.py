@@ -16,10 +16,6 @@ class NodeResult:
     failures: list[str] = field(default_factory=list)
     changed_ids: list[str] = field(default_factory=list)
 
-    @property
-    def total(self) -> int:
-        return self.ok + self.changed + self.failed
-
 
 def json_from(output: str) -> dict:
     """The first JSON object in salt's output (warnings may come before or after it)."""
