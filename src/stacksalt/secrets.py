@@ -1,6 +1,7 @@
 """Secrets: gpg-encrypted pillar files, and throwaway ones for test deployments.
 
-A key of the model whose name ends in ``_secret`` names an entry of the deployment's
+A key of the model whose name ends in ``_secret`` (or a value of a ``secret_env`` map,
+``{ENV_VAR: name}``) names an entry of the deployment's
 ``secrets`` pillar (``pillar/secrets/<deployment>.sls``, rendered ``#!yaml|gpg``).
 For a test deployment such as ``lab``, :func:`generate` makes a throwaway gpg key under
 ``.stacksalt/<deployment>/gpgkeys`` and a random value for every referenced name (a name
@@ -24,6 +25,8 @@ from stacksalt import paths
 from stacksalt.deployment import Deployment
 
 SUFFIX = "_secret"
+# A map {ENV_VAR: secret name}: the env var is filled from the named secret.
+SECRET_ENV = "secret_env"
 HEADER = "#!yaml|gpg\n"
 
 
@@ -51,7 +54,10 @@ def references(dep: Deployment) -> dict[str, list[str]]:
     refs: dict[str, list[str]] = {}
     for node in dep.node_names:
         for path, value in _walk(dep.parameters(node), ()):
-            if path and path[-1].endswith(SUFFIX) and isinstance(value, str):
+            if not path or not isinstance(value, str):
+                continue
+            # `<key>_secret: name`, or `secret_env: {ENV_VAR: name}` (env filled from a secret)
+            if path[-1].endswith(SUFFIX) or (len(path) > 1 and path[-2] == SECRET_ENV):
                 refs.setdefault(value, []).append(f"{node}: {':'.join(path)}")
     return refs
 
