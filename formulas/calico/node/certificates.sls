@@ -38,6 +38,12 @@ calico-node-etcd-client-private-key-managed:
     - user: root
     - group: root
     - mode: '0600'
+    {#- the state compiles the whole pillar again for its file check: skip it when the key
+        is there as wanted (root, 0600, RSA of key_size bits) #}
+    - unless: >-
+        test "$(stat -c '%a %u %g' {{ pki.key }})" = "600 0 0" &&
+        openssl pkey -in {{ pki.key }} -noout -text | head -n 1 |
+        grep -qF "({{ ssl.key_size }} bit"
     - require:
       - file: calico-node-pki-directory-managed
 
@@ -52,6 +58,9 @@ calico-node-etcd-client-certificate-managed:
     - user: root
     - group: root
     - mode: '0644'
+    {#- no CA round trip while the certificate is current (see ssl.check_script) #}
+{%- set check = [ssl.check_script, pki.cert, pki.key, pki.ca, ssl.days_remaining, 'calico-' ~ node.name, '', ''] %}
+    - unless: {{ ('test -x ' ~ (ssl.check_script | quote) ~ ' && ' ~ (check | map('string') | map('quote') | join(' '))) | json }}
     - require:
       - x509: calico-node-etcd-client-private-key-managed
 {%- endif %}

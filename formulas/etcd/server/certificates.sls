@@ -13,6 +13,11 @@
     'peer': {'policy': ssl.peer_policy, 'CN': server.name, 'san': san},
     'healthcheck-client': {'policy': ssl.client_policy, 'CN': server.name ~ '-healthcheck-client', 'san': None},
 } %}
+{%- macro check(path, CN, san) -%}
+{%- set argv = [ssl.check_script, path ~ '.crt', path ~ '.key', pki ~ '/ca.crt', ssl.days_remaining,
+                CN, '', san or ''] -%}
+{{ ('test -x ' ~ (ssl.check_script | quote) ~ ' && ' ~ (argv | map('string') | map('quote') | join(' '))) | json }}
+{%- endmacro %}
 {%- if not ca_pem %}
 etcd-server-ca-certificate-available:
   test.fail_without_changes:
@@ -47,6 +52,12 @@ etcd-server-{{ name }}-private-key-managed:
     - user: {{ server.user }}
     - group: {{ server.group }}
     - mode: '0600'
+    {#- the state compiles the whole pillar again for its file check: skip it when the key
+        is there as wanted (0600, owner, RSA of key_size bits) #}
+    - unless: >-
+        test "$(stat -c '%a %U %G' {{ pki }}/{{ name }}.key)" = "600 {{ server.user }} {{ server.group }}" &&
+        openssl pkey -in {{ pki }}/{{ name }}.key -noout -text | head -n 1 |
+        grep -qF "({{ ssl.key_size }} bit"
     - require:
       - file: etcd-server-pki-directory-managed
 
@@ -64,6 +75,8 @@ etcd-server-{{ name }}-certificate-managed:
     - user: root
     - group: {{ server.group }}
     - mode: '0644'
+    {#- no CA round trip while the certificate is current (see ssl.check_script) #}
+    - unless: {{ check(pki ~ '/' ~ name, cert.CN, cert.san) }}
     - require:
       - x509: etcd-server-{{ name }}-private-key-managed
 {%- endfor %}
