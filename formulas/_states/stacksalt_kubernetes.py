@@ -1,0 +1,425 @@
+"""Apply the OpenStack Kubernetes objects of kubernetes.control in the order of their plan.
+
+State `stacksalt_kubernetes.applied` reads the apply plan that kubernetes.control.manifests
+writes (``<manifest_dir>/apply-plan.yaml``: ordered steps ``{name, kind, object, file,
+wait}``) and, step by step:
+
+- applies the object's file only if its sha256 differs from the one recorded after the
+  step's last successful apply (``state_file``, JSON, mode 0600), so a render that changes
+  nothing applies nothing;
+- waits: ``wait: rollout`` -> ``kubectl rollout status``, ``wait: complete`` -> ``kubectl
+  wait --for=condition=complete``, ``wait: none`` -> nothing;
+- records the step's sha256 only when apply and wait succeeded, so a failed step is
+  applied again by the next run;
+- stops at the first failure (non-zero exit or timeout): later steps are not applied, the
+  state fails and its comment names the object and what kubectl said.
+
+After a real run it fires an event to the salt master (``event_tag``) with what changed,
+how long each step and each wait took, the failed step, and what was skipped.
+
+Secrets are applied from their file (``kubectl apply -f``): no value is ever on a command
+line, and every value of every Secret in the plan is redacted from kubectl's messages
+before they reach the state's comment, changes or the event.
+
+The functions above ``applied`` are pure (no Salt): tests/fast/test_control_apply_logic.py
+runs them against a recording kubectl.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - Salt always ships PyYAML
+    yaml = None
+
+__virtualname__ = "stacksalt_kubernetes"
+
+WAITS = ("rollout", "complete", "none")
+STEP_KEYS = ("name", "kind", "object", "file", "wait")
+REDACTED = "<redacted>"
+# What kubectl prints when its own --timeout runs out.
+KUBECTL_TIMEOUT_MARKERS = ("timed out waiting for the condition", "context deadline exceeded")
+
+
+def __virtual__():
+    return __virtualname__
+
+
+class PlanError(ValueError):
+    """The plan file is not what kubernetes.control.manifests writes."""
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def load_plan(path: str) -> list[dict]:
+    """The plan's steps, checked: a list of mappings with name, kind, object, file and
+    wait; names unique; file paths absolute or relative to the plan's directory."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise PlanError(
+            f"{path}: no apply plan; apply kubernetes.control.manifests first") from None
+    except yaml.YAMLError as exc:
+        raise PlanError(f"{path}: not YAML: {exc}") from None
+    if isinstance(data, dict) and "steps" in data:
+        data = data["steps"]
+    if not isinstance(data, list):
+        raise PlanError(f"{path}: expected a list of steps (or a mapping with `steps`), "
+                        f"got {type(data).__name__}")
+    base = os.path.dirname(path)
+    steps, seen = [], set()
+    for i, step in enumerate(data):
+        where = f"{path}: step {i}"
+        if not isinstance(step, dict):
+            raise PlanError(f"{where}: expected a mapping, got {type(step).__name__}")
+        missing = [k for k in STEP_KEYS if step.get(k) in (None, "")]
+        if missing:
+            raise PlanError(f"{where} ({step.get('name', '?')}): missing {', '.join(missing)}")
+        if step["wait"] not in WAITS:
+            raise PlanError(f"{where} ({step['name']}): wait is {step['wait']!r}, "
+                            f"expected one of {', '.join(WAITS)}")
+        if step["wait"] == "complete" and step["kind"] != "Job":
+            raise PlanError(f"{where} ({step['name']}): wait: complete is for Jobs, "
+                            f"not {step['kind']}")
+        if step["name"] in seen:
+            raise PlanError(f"{where}: step name {step['name']!r} appears twice")
+        seen.add(step["name"])
+        step = dict(step)
+        step["file"] = os.path.join(base, step["file"])
+        steps.append(step)
+    return steps
+
+
+def ref(step: dict) -> str:
+    """kind/object, as kubectl names it: Deployment/keystone-api."""
+    return f"{step['kind']}/{step['object']}"
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(65536), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def digests(steps: list[dict]) -> dict[str, str]:
+    """{step name: sha256 of its file}; a missing file is a PlanError naming it."""
+    out = {}
+    for step in steps:
+        try:
+            out[step["name"]] = sha256_file(step["file"])
+        except FileNotFoundError:
+            raise PlanError(f"step {step['name']} ({ref(step)}): its file {step['file']} "
+                            "does not exist; apply kubernetes.control.manifests first") from None
+    return out
+
+
+def pending(steps: list[dict], record: dict, sums: dict[str, str]) -> list[dict]:
+    """The steps whose file differs from the one last applied successfully, in order."""
+    return [s for s in steps if record.get(s["name"]) != sums[s["name"]]]
+
+
+# --------------------------------------------------------------------------- record
+
+
+def read_record(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        # unreadable: forget it, so everything is applied again (kubectl apply is idempotent)
+        return {}
+    applied = data.get("applied", {}) if isinstance(data, dict) else {}
+    return {k: v for k, v in applied.items() if isinstance(v, str)}
+
+
+def write_record(path: str, record: dict[str, str]) -> None:
+    """Atomically, mode 0600 (the directory 0700)."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".applied-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"applied": dict(sorted(record.items()))}, fh, indent=1)
+            fh.write("\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------- kubectl
+
+
+def base_argv(kubectl: str, kubeconfig: str, namespace: str) -> list[str]:
+    return [kubectl, f"--kubeconfig={kubeconfig}", f"--namespace={namespace}"]
+
+
+def apply_argv(base: list[str], step: dict, field_manager: str) -> list[str]:
+    """Server-side apply: the API server merges, Salt's field manager owns what it sets
+    (and no last-applied annotation copies a Secret's data into its metadata)."""
+    return [*base, "apply", "--server-side", f"--field-manager={field_manager}",
+            "--force-conflicts", "-f", step["file"]]
+
+
+def delete_job_argv(base: list[str], step: dict, timeout: int) -> list[str]:
+    """A Job's pod template is immutable: a changed Job is deleted (with its pods), then
+    created again."""
+    return [*base, "delete", f"job/{step['object']}", "--ignore-not-found",
+            "--cascade=foreground", "--wait=true", f"--timeout={timeout}s"]
+
+
+def wait_argv(base: list[str], step: dict, timeout: int) -> list[str] | None:
+    if step["wait"] == "rollout":
+        return [*base, "rollout", "status", f"{step['kind'].lower()}/{step['object']}",
+                f"--timeout={timeout}s"]
+    if step["wait"] == "complete":
+        return [*base, "wait", "--for=condition=complete", f"job/{step['object']}",
+                f"--timeout={timeout}s"]
+    return None
+
+
+def run(argv: list[str], timeout: float) -> dict:
+    """Run argv (no shell) with a hard timeout that kills its whole process group.
+    {rc, out, timed_out, seconds}."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, _ = proc.communicate()
+        timed_out = True
+    return {"rc": proc.returncode, "out": out.decode(errors="replace").strip(),
+            "timed_out": timed_out, "seconds": round(time.monotonic() - t0, 3)}
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def secret_values(steps: list[dict]) -> set[str]:
+    """Every value (as stored and decoded) of every Secret the plan applies."""
+    values: set[str] = set()
+    for step in steps:
+        if step["kind"] != "Secret":
+            continue
+        try:
+            with open(step["file"], encoding="utf-8") as fh:
+                docs = list(yaml.safe_load_all(fh))
+        except (OSError, yaml.YAMLError):
+            continue
+        for doc in docs:
+            if not isinstance(doc, dict):
+                continue
+            for value in (doc.get("stringData") or {}).values():
+                values.add(str(value))
+            for value in (doc.get("data") or {}).values():
+                values.add(str(value))
+                try:
+                    values.add(base64.b64decode(str(value), validate=True).decode())
+                except (ValueError, UnicodeDecodeError):
+                    pass
+    # a value of a few characters would redact ordinary words from messages
+    return {v for v in values if len(v.strip()) >= 4}
+
+
+def redact(text: str, values: set[str]) -> str:
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+        for line in value.splitlines():
+            if len(line.strip()) >= 4:
+                text = text.replace(line, REDACTED)
+    return text
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def execute(steps: list[dict], record: dict[str, str], sums: dict[str, str], *, base: list[str],
+            field_manager: str, rollout_timeout: int, wait_grace: float,
+            save=None, runner=run) -> dict:
+    """Apply and wait for every pending step in order; stop at the first failure.
+
+    `save(record)` is called after each successful step. Returns the report:
+    {changed, skipped, steps: [{name, kind, object, apply_seconds, wait_seconds}],
+     rollouts: {name: seconds}, failed: None | {name, kind, object, phase, timed_out,
+     message}, not_applied: [names]}."""
+    todo = pending(steps, record, sums)
+    todo_names = {s["name"] for s in todo}
+    secrets = secret_values(steps)
+    hard = rollout_timeout + wait_grace
+    report = {"changed": [], "skipped": [s["name"] for s in steps if s["name"] not in todo_names],
+              "steps": [], "rollouts": {}, "failed": None, "not_applied": []}
+    for i, step in enumerate(todo):
+        timing = {"name": step["name"], "kind": step["kind"], "object": step["object"],
+                  "apply_seconds": 0.0, "wait_seconds": None}
+        phases = []
+        if step["kind"] == "Job":
+            phases.append(("delete", delete_job_argv(base, step, rollout_timeout)))
+        phases.append(("apply", apply_argv(base, step, field_manager)))
+        wait = wait_argv(base, step, rollout_timeout)
+        if wait:
+            phases.append(("wait", wait))
+        failure = None
+        for phase, argv in phases:
+            res = runner(argv, hard)
+            if phase == "wait":
+                timing["wait_seconds"] = res["seconds"]
+            else:
+                timing["apply_seconds"] = round(timing["apply_seconds"] + res["seconds"], 3)
+            timed_out = res["timed_out"] or any(
+                m in res["out"].lower() for m in KUBECTL_TIMEOUT_MARKERS)
+            if res["rc"] != 0 or res["timed_out"]:
+                failure = {"phase": phase, "timed_out": timed_out,
+                           "message": describe(step, phase, res, timed_out, rollout_timeout,
+                                               hard, secrets)}
+                break
+        report["steps"].append(timing)
+        if failure:
+            report["failed"] = {"name": step["name"], "kind": step["kind"],
+                                "object": step["object"], **failure}
+            report["not_applied"] = [s["name"] for s in todo[i + 1:]]
+            return report
+        if timing["wait_seconds"] is not None:
+            report["rollouts"][step["name"]] = timing["wait_seconds"]
+        record[step["name"]] = sums[step["name"]]
+        report["changed"].append(step["name"])
+        if save:
+            save(record)
+    return report
+
+
+def describe(step: dict, phase: str, res: dict, timed_out: bool, rollout_timeout: int,
+             hard: float, secrets: set[str]) -> str:
+    """What failed, for the comment and the event: the object, the phase, timeout or exit
+    code, and kubectl's output (Secret values redacted)."""
+    command = {"delete": "kubectl delete", "apply": "kubectl apply",
+               "wait": "kubectl rollout status" if step["wait"] == "rollout" else "kubectl wait"}
+    failed = {"delete": "deleting the previous Job failed", "apply": "kubectl apply failed",
+              "wait": ("rollout did not complete" if step["wait"] == "rollout"
+                       else "Job did not complete")}[phase]
+    if res["timed_out"]:
+        what = f"timed out: {command[phase]} still running after {hard:g}s, killed"
+    elif timed_out:
+        what = f"timed out: {failed} within {rollout_timeout}s"
+    else:
+        what = f"{failed} (exit {res['rc']})"
+    out = redact(res["out"], secrets)
+    if len(out) > 2000:
+        out = "..." + out[-2000:]
+    return f"{ref(step)} (step {step['name']}): {what}" + (f": {out}" if out else "")
+
+
+def summary(report: dict) -> str:
+    if report["failed"]:
+        f = report["failed"]
+        lines = [f"FAILED at {f['kind']}/{f['object']} (step {f['name']}): {f['message']}"]
+        if report["changed"]:
+            lines.append(f"applied before it: {', '.join(report['changed'])}")
+        if report["not_applied"]:
+            lines.append(f"not applied (after the failure): {', '.join(report['not_applied'])}")
+        return "\n".join(lines)
+    if not report["changed"]:
+        return f"nothing changed: {len(report['skipped'])} object(s) as last applied"
+    return (f"applied {len(report['changed'])} object(s) in order: "
+            f"{', '.join(report['changed'])}; {len(report['skipped'])} unchanged")
+
+
+# --------------------------------------------------------------------------- the state
+
+
+def applied(name, kubeconfig, namespace, kubectl="/usr/local/bin/kubectl",
+            state_file="/var/lib/stacksalt/kubernetes-control/applied.json",
+            rollout_timeout=300, wait_grace=10, field_manager="stacksalt",
+            event_tag="stacksalt/kubernetes/control/applied"):
+    """The objects of the plan `name` (path of apply-plan.yaml) applied in order.
+
+    name
+        the apply plan written by kubernetes.control.manifests
+    kubeconfig
+        the admin kubeconfig of this master
+    namespace
+        the namespace of the OpenStack objects (--namespace)
+    kubectl
+        the kubectl binary
+    state_file
+        where the sha256 of each successfully applied step is kept (0600)
+    rollout_timeout
+        seconds a rollout or a Job may take (kubectl --timeout); the process is killed
+        wait_grace seconds later if kubectl does not return by itself
+    event_tag
+        the tag of the event sent to the salt master after a real run
+    """
+    ret = {"name": name, "changes": {}, "result": False, "comment": ""}
+    rollout_timeout = int(rollout_timeout)
+    try:
+        steps = load_plan(name)
+        sums = digests(steps)
+    except PlanError as exc:
+        ret["comment"] = str(exc)
+        return ret
+    record = read_record(state_file)
+    todo = pending(steps, record, sums)
+    if __opts__.get("test"):  # noqa: F821 (Salt's loader injects __opts__, __salt__)
+        if not todo:
+            ret.update(result=True, comment=f"nothing would be applied: {len(steps)} "
+                       "object(s) as last applied")
+            return ret
+        ret["result"] = None
+        ret["comment"] = (f"would apply {len(todo)} object(s) in order (kubectl not run): "
+                          + ", ".join(f"{s['name']} ({ref(s)}, wait {s['wait']})" for s in todo))
+        ret["changes"] = {"would_apply": [s["name"] for s in todo]}
+        return ret
+    if not todo:
+        # nothing to do and nothing run; still report, so the master sees every run
+        report = execute(steps, record, sums, base=[], field_manager=field_manager,
+                         rollout_timeout=rollout_timeout, wait_grace=float(wait_grace))
+    else:
+        if not os.access(kubectl, os.X_OK):
+            ret["comment"] = (f"{kubectl} is not an executable: install the Kubernetes "
+                              "binaries (kubernetes:common:binaries:install) or set "
+                              "kubernetes:control:kubectl")
+            return ret
+        if not os.path.isfile(kubeconfig):
+            ret["comment"] = (f"{kubeconfig} does not exist: apply kubernetes.master "
+                              "(kubeconfigs) first")
+            return ret
+        report = execute(
+            steps, record, sums, base=base_argv(kubectl, kubeconfig, namespace),
+            field_manager=field_manager, rollout_timeout=rollout_timeout,
+            wait_grace=float(wait_grace), save=lambda r: write_record(state_file, r))
+    t_total = round(sum(s["apply_seconds"] + (s["wait_seconds"] or 0)
+                        for s in report["steps"]), 3)
+    event = {"minion": __opts__.get("id"),  # noqa: F821 "plan": name, "result": report["failed"] is None,
+             "seconds": t_total, **report}
+    sent = __salt__["event.send"](event_tag, event)  # noqa: F821
+    ret["result"] = report["failed"] is None
+    ret["comment"] = summary(report)
+    if not sent:
+        ret["comment"] += f"\n(the report event {event_tag} could not be sent to the master)"
+    if report["changed"] or report["failed"]:
+        ret["changes"] = {k: report[k] for k in ("changed", "rollouts", "failed", "not_applied")
+                          if report[k]}
+        ret["changes"]["steps"] = report["steps"]
+    return ret
