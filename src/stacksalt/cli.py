@@ -37,6 +37,13 @@ def _secrets_generate(args: argparse.Namespace) -> int:
     return secrets.main_generate(deployment=args.deployment)
 
 
+def _upgrade_plan(args: argparse.Namespace) -> int:
+    from stacksalt.upgrade import plan
+
+    return plan.main(deployment=args.deployment, from_rev=args.from_rev, to_rev=args.to_rev,
+                     repo=args.repo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stacksalt",
@@ -74,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("deployment", nargs="?", default="lab")
     p.set_defaults(func=_secrets_generate)
+
+    upgrade = sub.add_parser("upgrade", help="OpenStack upgrades").add_subparsers(
+        dest="upgrade_command", required=True
+    )
+    p = upgrade.add_parser(
+        "plan", help="render the Kubernetes objects at two git revisions and show what changes"
+    )
+    p.add_argument("from_rev", metavar="FROM_REV", help="git revision before the upgrade")
+    p.add_argument("to_rev", metavar="TO_REV", help="git revision after the upgrade")
+    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
+    p.add_argument("--repo", type=Path, help="git repository of the revisions (default: this "
+                   "checkout; the secrets always come from this checkout)")
+    p.set_defaults(func=_upgrade_plan)
     return parser
 
 

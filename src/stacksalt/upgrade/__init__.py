@@ -1,0 +1,1 @@
+"""Upgrades of the OpenStack control plane: what a model change does to the objects."""

@@ -1,0 +1,314 @@
+"""``stacksalt upgrade plan FROM_REV TO_REV``: what an upgrade changes, object by object.
+
+The model (``reclass/``) and the formulas of each git revision are exported with ``git
+archive`` into a temporary root; the deployment's secrets pillar is taken from the
+checkout (it is git-ignored and never in a revision). One Kubernetes master of each
+root renders ``kubernetes.control.manifests`` (``state.show_sls``, nothing runs); the
+objects of the two renders are compared field by field and printed in the order of the
+new apply plan, each change classified:
+
+- ``image-tag``: a container's image differs only in its tag;
+- ``release-job``: a per-release Job that is new (or gone: the old release's Job, no
+  longer rendered);
+- ``config-hash``: ``stacksalt.io/config-hash`` of a pod template (the config baked into
+  the image changed: the pods roll);
+- ``secret-hash``: ``stacksalt.io/secret-hash`` (a secret the pods use changed);
+- ``secret``: a value of the Secret (never printed);
+- ``other``: anything else (a new Service port, replicas, a probe, ...).
+
+A release bump must show only image tags, release Jobs and config hashes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from stacksalt import paths, saltrender
+from stacksalt.deployment import Deployment
+from stacksalt.validate import collect
+
+SLS = "kubernetes.control.manifests"
+PLAN_FILE = "apply-plan.yaml"
+CONFIG_HASH = "stacksalt.io/config-hash"
+SECRET_HASH = "stacksalt.io/secret-hash"
+CATEGORIES = ("image-tag", "release-job", "config-hash", "secret-hash", "secret", "other")
+HIDDEN = "(secret value, not shown)"
+
+
+class UpgradeError(RuntimeError):
+    """A revision cannot be exported or rendered; the message says what to do."""
+
+
+@dataclass
+class FieldChange:
+    path: str
+    old: Any
+    new: Any
+    category: str
+
+
+@dataclass
+class ObjectChange:
+    step: str  # <kind>/<name>, as in the apply plan
+    file: str  # relative to manifest_dir
+    status: str  # "changed", "added" or "removed"
+    category: str  # for added/removed objects; "" for changed ones (see fields)
+    fields: list[FieldChange] = field(default_factory=list)
+
+    @property
+    def categories(self) -> set[str]:
+        return {f.category for f in self.fields} | ({self.category} if self.category else set())
+
+
+@dataclass
+class Render:
+    minion: str
+    manifest_dir: str
+    objects: dict[str, dict[str, Any]]  # file relative to manifest_dir -> object
+    order: list[str]  # files in apply-plan order
+
+
+@dataclass
+class UpgradePlan:
+    deployment: str
+    old: Render
+    new: Render
+    changes: list[ObjectChange]
+    unchanged: int
+
+    def counts(self) -> Counter:
+        out: Counter = Counter()
+        for change in self.changes:
+            for category in change.categories:
+                out[category] += 1
+        return out
+
+
+# -- the two roots --------------------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str, binary: bool = False) -> Any:
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True,
+                          text=not binary)
+    if proc.returncode != 0:
+        err = proc.stderr if not binary else proc.stderr.decode(errors="replace")
+        raise UpgradeError(f"git {' '.join(args)} in {repo} failed: {err.strip()}")
+    return proc.stdout
+
+
+def export(repo: Path, rev: str, dest: Path, deployment: str) -> Path:
+    """``reclass/``, ``formulas/`` and ``pillar/`` of ``rev`` under ``dest``, plus the
+    checkout's (git-ignored) secrets of the deployment; ``dest``."""
+    commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
+    data = _git(repo, "archive", "--format=tar", commit, "reclass", "formulas", "pillar",
+                binary=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=BytesIO(data)) as tar:
+        tar.extractall(dest, filter="data")
+    secrets = paths.pillar_dir() / "secrets" / f"{deployment}.sls"
+    if not secrets.is_file():
+        raise UpgradeError(f"{secrets} does not exist: run `stacksalt secrets generate "
+                           f"{deployment}` (test deployments) or put the deployment's "
+                           "encrypted secrets there")
+    target = dest / "pillar" / "secrets" / secrets.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(secrets, target)
+    return dest
+
+
+def first_master(deployment: str, root: Path) -> tuple[str, str]:
+    """(minion, manifest_dir) of the first node with kubernetes:control:enabled."""
+    dep = Deployment.load(deployment, paths.reclass_dir(root))
+    for node in dep.node_names:
+        control = dep.parameters(node).get("kubernetes", {}).get("control", {})
+        if control.get("enabled"):
+            return node, str(control.get("manifest_dir", "/etc/kubernetes/openstack"))
+    raise UpgradeError(f"no node of deployment {deployment} has kubernetes:control:enabled "
+                       "(the Kubernetes masters render the OpenStack objects)")
+
+
+def render(deployment: str, root: Path) -> Render:
+    """The control objects one master of ``root`` renders, keyed by their file."""
+    minion, manifest_dir = first_master(deployment, root)
+    try:
+        states = saltrender.show_sls(minion, deployment, [SLS], root=root)
+    except saltrender.RenderError as exc:
+        raise UpgradeError(f"{SLS} does not render for {minion}: {exc}") from exc
+    prefix = manifest_dir.rstrip("/") + "/"
+    objects: dict[str, dict[str, Any]] = {}
+    plan: dict[str, Any] = {}
+    for _, path, data in collect.serialized(states):
+        if not path.startswith(prefix):
+            continue
+        rel = path[len(prefix):]
+        if rel == PLAN_FILE:
+            plan = data
+        elif collect.is_object(data):
+            objects[rel] = data
+    order = [s["file"] for s in plan.get("steps", []) if s.get("file") in objects]
+    order += sorted(set(objects) - set(order))
+    return Render(minion, manifest_dir, objects, order)
+
+
+# -- the comparison -------------------------------------------------------------------------
+
+
+def _step(obj: dict[str, Any]) -> str:
+    return f"{str(obj.get('kind', '')).lower()}/{(obj.get('metadata') or {}).get('name', '')}"
+
+
+def _named(items: list[Any]) -> dict[str, Any] | None:
+    """A list of mappings with unique names (containers, env, ports, volumes), by name."""
+    if items and all(isinstance(i, dict) and "name" in i for i in items):
+        names = [str(i["name"]) for i in items]
+        if len(set(names)) == len(names):
+            return dict(zip(names, items, strict=True))
+    return None
+
+
+def _walk(old: Any, new: Any, path: str, out: list[tuple[str, Any, Any]]) -> None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in new:
+                out.append((sub, old[key], None))
+            elif key not in old:
+                out.append((sub, None, new[key]))
+            else:
+                _walk(old[key], new[key], sub, out)
+        return
+    if isinstance(old, list) and isinstance(new, list):
+        a, b = _named(old), _named(new)
+        if a is not None and b is not None:
+            for name in [*a, *(n for n in b if n not in a)]:
+                sub = f"{path}[{name}]"
+                if name not in b:
+                    out.append((sub, a[name], None))
+                elif name not in a:
+                    out.append((sub, None, b[name]))
+                else:
+                    _walk(a[name], b[name], sub, out)
+            return
+        if len(old) == len(new):
+            for i, (x, y) in enumerate(zip(old, new, strict=True)):
+                _walk(x, y, f"{path}[{i}]", out)
+            return
+    if old != new or type(old) is not type(new):
+        out.append((path, old, new))
+
+
+def _image_tag_only(path: str, old: Any, new: Any) -> bool:
+    if not path.endswith(".image") or not isinstance(old, str) or not isinstance(new, str):
+        return False
+    return old.rpartition(":")[0] == new.rpartition(":")[0] and old != new
+
+
+def classify(obj: dict[str, Any], path: str, old: Any, new: Any) -> str:
+    if obj.get("kind") == "Secret" and (path.startswith(("data", "stringData"))):
+        return "secret"
+    if path.endswith(CONFIG_HASH):
+        return "config-hash"
+    if path.endswith(SECRET_HASH):
+        return "secret-hash"
+    if _image_tag_only(path, old, new):
+        return "image-tag"
+    return "other"
+
+
+def compare(old: Render, new: Render) -> tuple[list[ObjectChange], int]:
+    """Changes in the new apply order (objects gone from it last); unchanged count."""
+    changes, unchanged = [], 0
+    for rel in [*new.order, *(r for r in old.order if r not in new.objects)]:
+        before, after = old.objects.get(rel), new.objects.get(rel)
+        obj = after if after is not None else before
+        assert obj is not None
+        release_job = obj.get("kind") == "Job"
+        if before is None:
+            changes.append(ObjectChange(_step(obj), rel, "added",
+                                        "release-job" if release_job else "other"))
+            continue
+        if after is None:
+            changes.append(ObjectChange(_step(obj), rel, "removed",
+                                        "release-job" if release_job else "other"))
+            continue
+        diffs: list[tuple[str, Any, Any]] = []
+        _walk(before, after, "", diffs)
+        if not diffs:
+            unchanged += 1
+            continue
+        fields = []
+        for path, a, b in diffs:
+            category = classify(obj, path, a, b)
+            if category == "secret":
+                a, b = HIDDEN if a is not None else None, HIDDEN if b is not None else None
+            fields.append(FieldChange(path, a, b, category))
+        changes.append(ObjectChange(_step(obj), rel, "changed", "", fields))
+    return changes, unchanged
+
+
+def plan(deployment: str, from_rev: str, to_rev: str, repo: Path | None = None,
+         progress: Any = None) -> UpgradePlan:
+    """Render both revisions' manifests and compare them."""
+    repo = Path(repo or paths.repo_root())
+    renders = []
+    with tempfile.TemporaryDirectory(prefix="stacksalt-upgrade-") as tmp:
+        for label, rev in (("from", from_rev), ("to", to_rev)):
+            if progress:
+                progress(f"rendering {deployment} at {rev} ({label})")
+            root = export(repo, rev, Path(tmp) / label, deployment)
+            renders.append(render(deployment, root))
+    changes, unchanged = compare(*renders)
+    return UpgradePlan(deployment, renders[0], renders[1], changes, unchanged)
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    if isinstance(value, str) and len(text) == 64 and all(c in "0123456789abcdef" for c in text):
+        return text[:12]
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def lines(result: UpgradePlan) -> list[str]:
+    out = []
+    for change in result.changes:
+        if change.status != "changed":
+            what = ("new per-release Job" if change.status == "added" else
+                    "per-release Job of the old release, no longer rendered") \
+                if change.category == "release-job" else f"object {change.status}"
+            out.append(f"{change.step} ({change.file}): {what} [{change.category}]")
+            continue
+        out.append(f"{change.step} ({change.file}):")
+        for f in change.fields:
+            out.append(f"    {f.path}: {_short(f.old)} -> {_short(f.new)} [{f.category}]")
+    return out
+
+
+def main(deployment: str, from_rev: str, to_rev: str, repo: Path | None = None) -> int:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    try:
+        with console.status("rendering") as status:
+            result = plan(deployment, from_rev, to_rev, repo=repo, progress=status.update)
+    except UpgradeError as exc:
+        print(f"stacksalt upgrade plan: {exc}")
+        return 2
+    print(f"upgrade plan for {deployment}: {from_rev} -> {to_rev} "
+          f"(rendered as {result.new.minion}, {result.new.manifest_dir}), in apply order:")
+    for line in lines(result):
+        print(line)
+    counts = result.counts()
+    summary = ", ".join(f"{c} {counts[c]}" for c in CATEGORIES if counts[c]) or "nothing"
+    print(f"{len(result.changes)} objects change ({summary}); {result.unchanged} unchanged")
+    return 0
