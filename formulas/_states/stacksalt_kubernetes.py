@@ -334,7 +334,7 @@ def describe(step: dict, phase: str, res: dict, timed_out: bool, rollout_timeout
 def summary(report: dict) -> str:
     if report["failed"]:
         f = report["failed"]
-        lines = [f"FAILED at {f['kind']}/{f['object']} (step {f['name']}): {f['message']}"]
+        lines = [f"FAILED at {f['message']}"]
         if report["changed"]:
             lines.append(f"applied before it: {', '.join(report['changed'])}")
         if report["not_applied"]:

@@ -1,0 +1,308 @@
+"""kubernetes.control.apply run for real by Salt on mst01 (the applying master) against a
+recording kubectl whose answers the test controls (no API server can run here).
+
+The recorder (tests/lab/kubectl_recorder.py) is installed at the path the state uses in
+production (/usr/local/bin/kubectl; the lab installs no Kubernetes binary) and removed
+afterwards; `kubernetes:control:apply` is switched on by a command-line pillar for these
+runs only. Asserted: plan order, nothing applied twice, stop at a failing rollout, a
+hanging rollout is a timeout, the report event reaches the master, no secret value on a
+command line or in the state's output."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import time
+
+import pytest
+import yaml
+
+from stacksalt.lab import summary
+
+pytestmark = pytest.mark.lab
+
+APPLIER = "mst01.lab.local"
+MASTERS = ["mst01.lab.local", "mst02.lab.local", "mst03.lab.local"]
+KUBECTL = "/usr/local/bin/kubectl"
+REC_DIR = "/var/lib/kubectl-recorder"
+STATE_FILE = "/var/lib/stacksalt/kubernetes-control/applied.json"
+PLAN = "/etc/kubernetes/openstack/apply-plan.yaml"
+STATE_KEY = ("stacksalt_kubernetes_|-kubernetes-control-objects-applied_|-"
+             f"{PLAN}_|-applied")
+TAG = "stacksalt/kubernetes/control/applied"
+ROLLOUT_TIMEOUT, WAIT_GRACE = 2, 1
+PILLAR = {"kubernetes": {"control": {"apply": True, "rollout_timeout": ROLLOUT_TIMEOUT,
+                                     "wait_grace": WAIT_GRACE}}}
+MARKER = "A recording stand-in for kubectl"
+
+
+def sh(container, cmd: str) -> str:
+    res = container.exec_run(["sh", "-c", cmd])
+    out = res.output.decode(errors="replace")
+    assert res.exit_code == 0, f"{cmd}: exit {res.exit_code}: {out}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def recorder(lab):
+    """The recorder as mst01's kubectl, with a fresh call log and apply record."""
+    mst = lab.container(APPLIER)
+    existing = mst.exec_run(["cat", KUBECTL])
+    if existing.exit_code == 0 and MARKER not in existing.output.decode(errors="replace"):
+        pytest.fail(f"{APPLIER} has a real {KUBECTL}: these tests would drive it")
+    with open(os.path.join(os.path.dirname(__file__), "kubectl_recorder.py"), "rb") as fh:
+        source = fh.read()
+    _put(mst, KUBECTL, source, 0o755)
+    sh(mst, f"mkdir -p {REC_DIR} && rm -f {STATE_FILE}")
+    rec = Recorder(mst)
+    rec.answer([])
+    yield rec
+    sh(mst, f"rm -rf {KUBECTL} {REC_DIR} {STATE_FILE}")
+
+
+def _put(container, path: str, data: bytes, mode: int) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(os.path.basename(path))
+        info.size, info.mode = len(data), mode
+        tar.addfile(info, io.BytesIO(data))
+    assert container.put_archive(os.path.dirname(path), buf.getvalue())
+
+
+class Recorder:
+    def __init__(self, container):
+        self.c = container
+
+    def answer(self, rules: list[dict]) -> None:
+        _put(self.c, f"{REC_DIR}/answers.json", json.dumps({"rules": rules}).encode(), 0o644)
+        sh(self.c, f"rm -f {REC_DIR}/calls.jsonl")
+
+    def raw(self) -> str:
+        res = self.c.exec_run(["cat", f"{REC_DIR}/calls.jsonl"])
+        return res.output.decode(errors="replace") if res.exit_code == 0 else ""
+
+    def calls(self) -> list[list[str]]:
+        return [json.loads(line)["argv"] for line in self.raw().splitlines()]
+
+    def forget_applied(self) -> None:
+        sh(self.c, f"rm -f {STATE_FILE}")
+
+
+def verbs(calls: list[list[str]]) -> list[tuple[str, str]]:
+    """(verb, what): ('apply', relative file) / ('rollout'|'wait'|'delete', kind/object)."""
+    out = []
+    for argv in calls:
+        rest = [a for a in argv if not a.startswith(("--kubeconfig=", "--namespace="))]
+        if rest[0] == "apply":
+            out.append(("apply", rest[rest.index("-f") + 1].split("/openstack/", 1)[1]))
+        elif rest[0] == "rollout":
+            out.append(("rollout", rest[2]))
+        elif rest[0] == "wait":
+            out.append(("wait", next(a for a in rest if a.startswith("job/"))))
+        elif rest[0] == "delete":
+            out.append(("delete", rest[1]))
+        else:
+            out.append((rest[0], " ".join(rest[1:])))
+    return out
+
+
+def apply(lab, pillar: dict | None = PILLAR, test: bool = False) -> tuple[dict, dict, str]:
+    """state.apply kubernetes.control.apply on mst01: (the apply state's return, all
+    states, the raw output)."""
+    args = [APPLIER, "state.apply", "kubernetes.control.apply"]
+    if pillar is not None:
+        args.append(f"pillar={json.dumps(pillar)}")
+    if test:
+        args.append("test=True")
+    res = lab.master.exec_run(["salt", "--out=json", "--static", "--timeout=240", *args])
+    raw = res.output.decode(errors="replace")
+    states = summary.json_from(raw).get(APPLIER)
+    assert isinstance(states, dict), f"no state return from {APPLIER}: {raw[-3000:]}"
+    others = {k: v for k, v in states.items()
+              if not v.get("result") and v.get("result") is not None and k != STATE_KEY}
+    assert not others, f"other states failed: {json.dumps(others, indent=1)[:3000]}"
+    return states.get(STATE_KEY), states, raw
+
+
+class EventListener:
+    """`salt-run state.event` on the master, started before a run, read after it."""
+
+    def __init__(self, lab, name: str):
+        self.master, self.out = lab.master, f"/tmp/stacksalt-apply-test-{name}.events"
+        sh(self.master, f"rm -f {self.out}")
+        self.master.exec_run(
+            ["sh", "-c", f"timeout 300 salt-run state.event 'tagmatch={TAG}' count=1 "
+                         f"> {self.out} 2>&1"], detach=True)
+        time.sleep(3)  # subscribed before the run fires anything
+
+    def event(self, within: float = 30) -> dict:
+        deadline = time.monotonic() + within
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.master.exec_run(["cat", self.out]).output.decode(errors="replace")
+            if TAG in text:
+                break
+            time.sleep(1)
+        sh(self.master, f"rm -f {self.out}")
+        assert TAG in text, f"the master saw no {TAG} event: {text[-2000:]}"
+        line = next(line for line in text.splitlines() if line.startswith(TAG))
+        return json.loads(line[len(TAG):].strip())
+
+
+def test_apply_is_off_in_the_lab(lab, recorder):
+    ret, states, raw = apply(lab, pillar=None)
+    assert ret is None, "the lab model applies (kubernetes:control:apply should be false)"
+    assert any("switched-off" in k and v["result"] for k, v in states.items()), raw[-2000:]
+    assert recorder.calls() == []
+
+
+def test_other_masters_render_and_leave_the_apply_to_mst01(lab, recorder):
+    for member in MASTERS[1:]:
+        res = lab.master.exec_run(
+            ["salt", "--out=json", "--static", "--timeout=240", member, "state.apply",
+             "kubernetes.control.apply", f"pillar={json.dumps(PILLAR)}", "test=True"])
+        raw = res.output.decode(errors="replace")
+        assert "mst01 applies them" in raw, raw[-2000:]
+        assert "objects-applied" not in raw
+
+
+def test_test_mode_lists_the_plan_and_runs_no_kubectl(lab, recorder):
+    recorder.forget_applied()
+    recorder.answer([])
+    ret, _, _ = apply(lab, test=True)
+    assert ret["result"] is None, ret
+    assert "would apply" in ret["comment"] and "kubectl not run" in ret["comment"]
+    assert ret["changes"]["would_apply"][:2] == ["namespace/openstack",
+                                                 "secret/openstack-secrets"]
+    assert recorder.calls() == []
+
+
+def test_first_apply_follows_the_plan_and_reports_to_the_master(lab, recorder, lab_secrets):
+    recorder.forget_applied()
+    recorder.answer([])
+    listener = EventListener(lab, "first")
+    ret, _, raw = apply(lab)
+    assert ret["result"] is True, ret["comment"]
+    plan = lab.host(APPLIER).file(PLAN).content_string
+    steps = yaml.safe_load(plan)["steps"]
+    calls = verbs(recorder.calls())
+    applied = [what for verb, what in calls if verb == "apply"]
+    # (a) every object applied once, in the plan's order
+    assert applied == [s["file"] for s in steps]
+    kinds = {s["file"]: s for s in steps}
+    order = [kinds[f] for f in applied]
+    assert [s["kind"] for s in order[:2]] == ["Namespace", "Secret"]
+    roles = [s["role"] for s in order if s["kind"] in ("Deployment", "DaemonSet")]
+    infra = {"mariadb", "memcached", "rabbitmq"}
+    first_keystone = roles.index("keystone")
+    assert set(roles[:first_keystone]) == infra, roles
+    assert not infra & set(roles[first_keystone:]), roles
+    # jobs before the workload of their role, contract Jobs after the service's last one
+    for i, s in enumerate(order):
+        if s["kind"] != "Job":
+            continue
+        workloads = [j for j, t in enumerate(order) if t["kind"] in ("Deployment", "DaemonSet")
+                     and t["role"].split("-")[0] == s["role"].split("-")[0]]
+        if "-contract-" in s["object"]:
+            assert i > max(workloads), f"{s['name']} before its service's workload"
+        else:
+            own = [j for j in workloads if order[j]["role"] == s["role"]]
+            assert i < min(own), f"{s['name']} after its role's workload"
+    # every rollout / Job awaited right after its apply
+    for i, (verb, what) in enumerate(calls):
+        if verb == "apply" and kinds[what]["wait"] != "none":
+            assert calls[i + 1][0] in ("rollout", "wait"), calls[i:i + 2]
+            assert calls[i + 1][1].endswith("/" + kinds[what]["object"])
+    for argv in recorder.calls():
+        assert "--kubeconfig=/etc/kubernetes/admin.conf" in argv
+        assert "--namespace=openstack" in argv
+    # the record: 0600, one sha256 per step
+    record = lab.host(APPLIER).file(STATE_FILE)
+    assert record.mode == 0o600 and record.user == "root"
+    assert set(json.loads(record.content_string)["applied"]) == {s["name"] for s in steps}
+    # (e) the master received the report
+    event = listener.event()
+    assert event["minion"] == APPLIER and event["result"] is True
+    assert event["failed"] is None and event["not_applied"] == []
+    assert event["changed"] == [s["name"] for s in steps]
+    waited = {s["name"] for s in steps if s["wait"] != "none"}
+    assert set(event["rollouts"]) == waited
+    assert [s["name"] for s in event["steps"]] == [s["name"] for s in steps]
+    assert all(s["apply_seconds"] >= 0 for s in event["steps"])
+    # (f) no secret value on any command line, in the output or in the event
+    values = [v for v in lab_secrets.values() if len(str(v)) >= 4]
+    for text in (recorder.raw(), raw, json.dumps(event)):
+        assert not [v for v in values if str(v) in text], "a secret value leaked"
+
+
+def test_second_apply_changes_nothing_and_calls_no_kubectl(lab, recorder):
+    recorder.answer([])
+    listener = EventListener(lab, "second")
+    ret, _, _ = apply(lab)
+    assert ret["result"] is True and ret["changes"] == {}, ret
+    assert "nothing changed" in ret["comment"]
+    assert recorder.calls() == []
+    event = listener.event()
+    assert event["changed"] == [] and event["failed"] is None and event["skipped"]
+
+
+def test_failing_rollout_stops_the_run_at_that_object(lab, recorder):
+    recorder.forget_applied()
+    recorder.answer([{"match": ["rollout", "status", "deployment/keystone"], "rc": 1,
+                      "out": 'error: deployment "keystone" exceeded its progress deadline'}])
+    listener = EventListener(lab, "failed")
+    ret, _, _ = apply(lab)
+    assert ret["result"] is False
+    assert "FAILED at Deployment/keystone" in ret["comment"]
+    assert "exceeded its progress deadline" in ret["comment"]
+    calls = verbs(recorder.calls())
+    assert calls[-1] == ("rollout", "deployment/keystone")
+    applied = [what for verb, what in calls if verb == "apply"]
+    assert applied[-1] == "20-keystone/deployment-keystone.yaml"
+    assert not [f for f in applied if f.startswith(("30-", "40-"))]
+    assert ret["changes"]["failed"]["name"] == "deployment/keystone"
+    assert ret["changes"]["not_applied"], "nothing was left after the failure"
+    event = listener.event()
+    assert event["result"] is False and event["failed"]["name"] == "deployment/keystone"
+    assert event["failed"]["phase"] == "wait" and not event["failed"]["timed_out"]
+    assert event["not_applied"] == ret["changes"]["not_applied"]
+    # fixed: the next run starts again at the failed object and finishes the plan
+    recorder.answer([])
+    ret, _, _ = apply(lab)
+    assert ret["result"] is True, ret["comment"]
+    applied = [what for verb, what in verbs(recorder.calls()) if verb == "apply"]
+    assert applied[0] == "20-keystone/deployment-keystone.yaml"
+    assert applied[-1].startswith(("30-", "40-"))
+
+
+def test_hanging_rollout_is_a_timeout(lab, recorder):
+    recorder.forget_applied()
+    recorder.answer([{"match": ["rollout", "status", "deployment/mariadb"], "sleep": 60}])
+    t0 = time.monotonic()
+    ret, _, _ = apply(lab)
+    took = time.monotonic() - t0
+    assert ret["result"] is False
+    assert "FAILED at Deployment/mariadb" in ret["comment"]
+    limit = ROLLOUT_TIMEOUT + WAIT_GRACE
+    assert f"timed out: kubectl rollout status still running after {limit}s, killed" in \
+        ret["comment"]
+    assert ret["changes"]["failed"]["timed_out"] is True
+    assert took < 50, f"the run waited for the hanging kubectl ({took:.0f}s)"
+    assert verbs(recorder.calls())[-1] == ("rollout", "deployment/mariadb")
+
+
+def test_a_failing_secret_apply_leaks_no_value(lab, recorder, lab_secrets):
+    recorder.forget_applied()
+    # kubectl refuses the Secret and prints the object it was given, values and all
+    recorder.answer([{"match": ["apply", "/etc/kubernetes/openstack/00-secret/"
+                      "secret-openstack-secrets.yaml"], "rc": 1,
+                      "out": "error: invalid object", "echo_file": True}])
+    ret, _, raw = apply(lab)
+    assert ret["result"] is False
+    assert "FAILED at Secret/openstack-secrets" in ret["comment"]
+    assert "<redacted>" in ret["comment"]
+    values = [str(v) for v in lab_secrets.values() if len(str(v)) >= 4]
+    for text in (recorder.raw(), raw):
+        assert not [v for v in values if v in text], "a secret value leaked"
