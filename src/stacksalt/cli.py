@@ -44,6 +44,24 @@ def _upgrade_plan(args: argparse.Namespace) -> int:
                      repo=args.repo)
 
 
+def _images_build(args: argparse.Namespace) -> int:
+    from stacksalt.images import build
+
+    return build.main(args.deployment, args.image, args.push)
+
+
+def _images_freeze(args: argparse.Namespace) -> int:
+    from stacksalt.images import build
+
+    return build.main_freeze(args.release)
+
+
+def _images_scan(args: argparse.Namespace) -> int:
+    from stacksalt.images import scan
+
+    return scan.main(args.deployment, args.image)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stacksalt",
@@ -94,6 +112,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", type=Path, help="git repository of the revisions (default: this "
                    "checkout; the secrets always come from this checkout)")
     p.set_defaults(func=_upgrade_plan)
+
+    images = sub.add_parser("images", help="the deployment's container images").add_subparsers(
+        dest="images_command", required=True
+    )
+    p = images.add_parser("build", help="build the images the model defines (and push them)")
+    p.add_argument("deployment", help="deployment (folder under reclass/nodes/)")
+    p.add_argument("image", nargs="*", help="images to build (default: every enabled one)")
+    p.add_argument("--push", action="store_true",
+                   help="push to docker:build:registry once every image is built")
+    p.set_defaults(func=_images_build)
+    p = images.add_parser(
+        "freeze", help="make images/openstack-base/constraints/RELEASE.txt (pip freeze)"
+    )
+    p.add_argument("release", help="a release of images/openstack-base/releases.yml")
+    p.set_defaults(func=_images_freeze)
+    p = images.add_parser("scan", help="fail if a secret value of the deployment is in an image")
+    p.add_argument("deployment")
+    p.add_argument("image", nargs="*", help="images to scan (default: every enabled one)")
+    p.set_defaults(func=_images_scan)
     return parser
 
 
