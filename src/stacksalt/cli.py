@@ -47,7 +47,7 @@ def _upgrade_plan(args: argparse.Namespace) -> int:
 def _images_build(args: argparse.Namespace) -> int:
     from stacksalt.images import build
 
-    return build.main(args.deployment, args.image, args.push)
+    return build.main(args.deployment, args.image, args.push, args.registry)
 
 
 def _images_freeze(args: argparse.Namespace) -> int:
@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", nargs="*", help="images to build (default: every enabled one)")
     p.add_argument("--push", action="store_true",
                    help="push to docker:build:registry once every image is built")
+    p.add_argument("--registry", metavar="HOST:PORT",
+                   help="tag (and push) for this registry instead of docker:build:registry")
     p.set_defaults(func=_images_build)
     p = images.add_parser(
         "freeze", help="make images/openstack-base/constraints/RELEASE.txt (pip freeze)"

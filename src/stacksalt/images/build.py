@@ -66,11 +66,16 @@ def build_images(
     do_push: bool = False,
     root: Path | None = None,
     password: str | None = None,
+    registry: str | None = None,
 ) -> list[Built]:
     """Build (and push) the deployment's images; returns what was built, base first."""
     started = time.monotonic()
     with console.status(f"model check of {deployment}"):
         defs = definitions.load(deployment, only=list(names or []) or None)
+    if registry:
+        # another registry than docker:build:registry (a local mirror, a test registry)
+        for d in defs.images.values():
+            d.registry = registry
     work = plan(defs, list(names or []), root)
     if not work.images:
         raise ImagesError(f"deployment {deployment} defines no enabled image "
@@ -125,10 +130,11 @@ def build_images(
     return built
 
 
-def main(deployment: str, names: list[str], do_push: bool) -> int:
+def main(deployment: str, names: list[str], do_push: bool, registry: str | None = None) -> int:
     console = Console()
     try:
-        build_images(docker.from_env(), console, deployment, names, do_push)
+        build_images(docker.from_env(), console, deployment, names, do_push,
+                     registry=registry)
     except ImagesError as exc:
         print(f"stacksalt images build: {exc}", file=sys.stderr)
         return 1
