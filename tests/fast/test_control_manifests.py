@@ -360,3 +360,19 @@ def test_apply_plan_order(model, written):
         jobs = [s["object"].split("-")[-2] for s in steps if s["role"] == "keystone"
                 and s["kind"] == "Job"]
         assert jobs == ["bootstrap", "expand", "migrate", "contract"]
+
+
+def test_every_mode_is_a_command_of_its_image(model):
+    """The modes the containers and Jobs name are scripts of the image (images/README.md:
+    the entrypoint runs /etc/stacksalt/commands/<mode>)."""
+    params = next(iter(model.values()))
+    missing = []
+    for role, spec in roles(params).items():
+        source = params["docker"]["build"]["image"][spec["image"]]["source"]
+        commands = paths.repo_root() / "images" / source / "commands"
+        modes = [c["command"] for c in spec["containers"].values()]
+        for job in spec.get("jobs", {}).values():
+            modes += [job] if isinstance(job, str) else job
+        missing += [f"{role}: images/{source}/commands/{m}" for m in modes
+                    if not (commands / m).is_file()]
+    assert not missing, missing
