@@ -52,11 +52,9 @@ kubernetes-control-stale-manifests-removed:
   file.directory:
     - name: {{ top }}
     - clean: true
+    {#- only the files: a required directory would keep everything under it #}
     - require:
       - file: kubernetes-control-apply-plan-managed
-{%- for dir in dirs %}
-      - file: kubernetes-control-{{ dir }}-directory-managed
-{%- endfor %}
 {%- for f in files %}
       - file: kubernetes-control-{{ f.file | replace('/', '-') | replace('.yaml', '') }}-managed
 {%- endfor %}
