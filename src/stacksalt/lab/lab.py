@@ -21,7 +21,7 @@ from rich.table import Table
 
 from stacksalt import paths, secrets
 from stacksalt.deployment import Deployment
-from stacksalt.lab import containers, dockerd, images, summary
+from stacksalt.lab import containers, dockerd, images, registry_trust, summary
 from stacksalt.lab.plan import LabNode, LabPlan, plan
 
 MINION_WAIT_S = 180
@@ -298,7 +298,8 @@ def up(deployment: str = "lab", console: Console | None = None) -> int:
     print_summary(console, f"salt '*' state.apply ({deployment})", results)
     failed = sum(r.failed for r in results.values())
     _step(console, t0, f"lab {deployment}: {len(expected)} nodes, {failed} failed states")
-    return 1 if failed else 0
+    trusted = registry_trust.install(client, lab, console)
+    return 1 if failed or not trusted else 0
 
 
 def down(deployment: str = "lab", remove_images: bool = False,
@@ -306,6 +307,7 @@ def down(deployment: str = "lab", remove_images: bool = False,
     """Remove only what the lab created: containers and network labelled with it."""
     console = console or Console()
     client = dockerd.ensure_engine(console)
+    registry_trust.remove(deployment, console)
     selector = {"label": [f"io.stacksalt.deployment={deployment}", "io.stacksalt.lab=true"]}
     for c in client.containers.list(all=True, filters=selector):
         c.remove(force=True, v=True)
