@@ -39,7 +39,6 @@ class Plan:
 def plan(defs: definitions.Definitions, names: list[str], root: Path | None = None) -> Plan:
     """Everything checked and assembled; nothing built yet."""
     selected = defs.select(names)
-    contexts = {d.name: assemble.image_context(d, root) for d in selected}
     wanted: list[str] = []
     for d in selected:
         if d.release:
@@ -48,6 +47,7 @@ def plan(defs: definitions.Definitions, names: list[str], root: Path | None = No
             releases.require_constraints(d.release, key, root)
             if d.release not in wanted:
                 wanted.append(d.release)
+    contexts = {d.name: assemble.image_context(d, root) for d in selected}
     return Plan(selected, contexts, wanted)
 
 

@@ -65,9 +65,27 @@ class _Matcher:
             tail = data[-(self.longest - 1):] if self.longest > 1 else b""
 
 
-def _layer_names(outer: tarfile.TarFile) -> list[str]:
-    manifest = json.load(outer.extractfile("manifest.json"))  # type: ignore[arg-type]
-    return [layer for entry in manifest for layer in entry["Layers"]]
+def _save(client: docker.DockerClient, images: list[str], dest: Path) -> None:
+    """`docker save IMAGE...` into one tar (layers shared by images appear once)."""
+    resp = client.api._get(client.api._url("/images/get"), params={"names": images},
+                           stream=True)
+    client.api._raise_for_status(resp)
+    with dest.open("wb") as fh:
+        for chunk in resp.iter_content(chunk_size=CHUNK):
+            fh.write(chunk)
+
+
+def _scan_layer(matcher: _Matcher, layer_fh) -> set[tuple[str, str]]:
+    hits: set[tuple[str, str]] = set()
+    with tarfile.open(fileobj=layer_fh, mode="r|") as inner:
+        for entry in inner:
+            if entry.isfile():
+                fh = inner.extractfile(entry)
+                if fh is not None:
+                    hits |= {(n, entry.name) for n in matcher.names_in_stream(fh)}
+            elif entry.issym() or entry.islnk():
+                hits |= {(n, entry.name) for n in matcher.names_in(entry.linkname.encode())}
+    return hits
 
 
 def scan_images(client: docker.DockerClient, images: list[str], values: dict[str, str],
@@ -76,46 +94,35 @@ def scan_images(client: docker.DockerClient, images: list[str], values: dict[str
     console = console or Console()
     matcher = _Matcher(values)
     findings: list[Finding] = []
-    scanned: dict[str, set[tuple[str, str]]] = {}  # layer -> {(secret, path)}
+    ids = {ref: client.images.get(ref).id for ref in images}
+    for ref in images:
+        inspect = json.dumps(client.images.get(ref).attrs, sort_keys=True).encode()
+        findings += [Finding(ref, n, "config (docker inspect)")
+                     for n in sorted(matcher.names_in(inspect))]
+        history = json.dumps(client.api.history(ids[ref])).encode()
+        findings += [Finding(ref, n, "history") for n in sorted(matcher.names_in(history))]
     tmp = Path(tempfile.mkdtemp(prefix="stacksalt-scan-", dir="/var/tmp"))
     try:
-        for ref in images:
-            image = client.images.get(ref)
-            inspect = json.dumps(image.attrs, sort_keys=True).encode()
-            findings += [Finding(ref, n, "config (docker inspect)")
-                         for n in sorted(matcher.names_in(inspect))]
-            history = json.dumps(client.api.history(image.id)).encode()
-            findings += [Finding(ref, n, "history") for n in sorted(matcher.names_in(history))]
-            saved = tmp / "image.tar"
-            with console.status(f"scan {ref}: docker save"), saved.open("wb") as fh:
-                for chunk in image.save(named=False):
-                    fh.write(chunk)
-            with tarfile.open(saved) as outer:
-                layers = _layer_names(outer)
-                for member in outer.getmembers():
-                    if not member.isfile() or member.name in layers:
-                        continue
-                    # the config JSON and manifests
-                    for n in matcher.names_in(outer.extractfile(member).read()):  # type: ignore[union-attr]
-                        findings.append(Finding(ref, n, f"image metadata {member.name}"))
-                for layer in layers:
-                    if layer not in scanned:
-                        hits: set[tuple[str, str]] = set()
-                        with console.status(f"scan {ref}: {layer[:40]}"):
-                            inner = tarfile.open(fileobj=outer.extractfile(layer), mode="r|")
-                            for entry in inner:
-                                if entry.isfile():
-                                    fh = inner.extractfile(entry)
-                                    if fh is not None:
-                                        for n in matcher.names_in_stream(fh):
-                                            hits.add((n, entry.name))
-                                elif entry.issym() or entry.islnk():
-                                    for n in matcher.names_in(entry.linkname.encode()):
-                                        hits.add((n, entry.name))
-                        scanned[layer] = hits
-                    for n, path in sorted(scanned[layer]):
-                        findings.append(Finding(ref, n, f"layer {layer}: /{path}"))
-            saved.unlink()
+        saved = tmp / "images.tar"
+        with console.status(f"docker save of {len(images)} images"):
+            _save(client, images, saved)
+        with tarfile.open(saved) as outer:
+            manifest = json.load(outer.extractfile("manifest.json"))  # type: ignore[arg-type]
+            layers_of: dict[str, list[str]] = {}
+            for entry in manifest:
+                for layer in entry["Layers"]:
+                    layers_of.setdefault(layer, []).extend(entry.get("RepoTags") or [])
+            for member in outer.getmembers():
+                if member.isfile() and member.name not in layers_of:
+                    data = outer.extractfile(member).read()  # type: ignore[union-attr]
+                    findings += [Finding("(docker save)", n, f"image metadata {member.name}")
+                                 for n in sorted(matcher.names_in(data))]
+            for i, (layer, tags) in enumerate(sorted(layers_of.items()), 1):
+                with console.status(f"scanning layer {i}/{len(layers_of)}"):
+                    hits = _scan_layer(matcher, outer.extractfile(layer))
+                for n, path in sorted(hits):
+                    for tag in sorted(set(tags)) or ["(untagged)"]:
+                        findings.append(Finding(tag, n, f"layer {layer}: /{path}"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return findings
