@@ -136,4 +136,4 @@ def test_cli_prints_the_plan(repo, capsys):
 def test_unknown_revision_is_refused(repo, capsys):
     clone, base = repo
     assert cli_main(["upgrade", "plan", base, "no-such-rev", "--repo", str(clone)]) == 2
-    assert "git rev-parse --verify --quiet no-such-rev^{commit}" in capsys.readouterr().out
+    assert f"'no-such-rev' is not a commit of {clone}" in capsys.readouterr().out

@@ -107,7 +107,12 @@ def _git(repo: Path, *args: str, binary: bool = False) -> Any:
 def export(repo: Path, rev: str, dest: Path, deployment: str) -> Path:
     """``reclass/``, ``formulas/`` and ``pillar/`` of ``rev`` under ``dest``, plus the
     checkout's (git-ignored) secrets of the deployment; ``dest``."""
-    commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
+    proc = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
+                           f"{rev}^{{commit}}"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise UpgradeError(f"{rev!r} is not a commit of {repo}: give a branch, tag or commit "
+                           "id (git log --oneline)")
+    commit = proc.stdout.strip()
     data = _git(repo, "archive", "--format=tar", commit, "reclass", "formulas", "pillar",
                 binary=True)
     dest.mkdir(parents=True, exist_ok=True)
