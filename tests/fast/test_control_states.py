@@ -67,6 +67,9 @@ def test_apply_write_rerun_clean_and_restore(tmp_path, values):
     for path in files:
         assert mode(path) == ("600" if path.parent == secret_dir else "644"), path
         assert yaml.safe_load(path.read_text())  # YAML, not empty
+    others = [p for p in files if p.parent != secret_dir]
+    assert sum(1 for p in others for v in values if v in p.read_text()) == 0, \
+        "a file other than the Secret contains a secret value"
     plan = yaml.safe_load((top / "apply-plan.yaml").read_text())
     assert sorted(str(top / s["file"]) for s in plan["steps"]) == sorted(
         str(p) for p in files if p.name != "apply-plan.yaml")
