@@ -116,14 +116,17 @@ def build_images(
                 continue
             b.digest = push.push(client, console, d.repository, d.version, auth)
             console.print(f"[bold]pushed[/bold] {d.tag} {b.digest}")
-    table = Table(title=f"images of {deployment} ({time.monotonic() - started:.0f}s)")
-    for col in ("image", "tag", "id", "digest" if do_push else "size", "cached", "seconds"):
-        table.add_column(col)
+    prefix = ", ".join(sorted({f"{d.registry}/{d.namespace}/" for d in work.images}))
+    table = Table(title=f"images of {deployment} -> {prefix} "
+                        f"({time.monotonic() - started:.0f}s)")
+    for col in ("image", "tag", "id", "digest" if do_push else "size", "cached", "s"):
+        table.add_column(col, no_wrap=col != "image")
     for b in built:
         table.add_row(
-            b.name, b.tag, b.image_id.removeprefix("sha256:")[:12],
-            b.digest[:19] if do_push else f"{b.size / 1e6:.0f} MB",
-            "yes" if b.cached else f"no ({b.steps - b.cache_hits}/{b.steps} steps)",
+            b.name.split(":")[0], b.tag.rsplit(":", 1)[1],
+            b.image_id.removeprefix("sha256:")[:12],
+            b.digest.removeprefix("sha256:")[:12] if do_push else f"{b.size / 1e6:.0f} MB",
+            "yes" if b.cached else f"no ({b.steps - b.cache_hits}/{b.steps})",
             f"{b.seconds:.1f}",
         )
     console.print(table)
