@@ -150,3 +150,12 @@ def test_image_scripts_pass_shellcheck():
         for p in sorted((images / name / "commands").iterdir())]
     proc = subprocess.run([shellcheck, *map(str, scripts)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_cli_refuses_an_unknown_image_before_building(capsys):
+    from stacksalt import cli
+
+    assert cli.main(["images", "build", "lab", "nosuch"]) == 1
+    err = capsys.readouterr().err
+    assert "deployment lab defines no image nosuch" in err
+    assert "docker:build:image" in err

@@ -6,6 +6,7 @@ container built from stacksalt/base) on 127.0.0.1, which needs no TLS."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import socket
 import time
@@ -17,8 +18,8 @@ import pytest
 from rich.console import Console
 
 from stacksalt import secrets
-from stacksalt.images import definitions
-from stacksalt.images.build import build_images
+from stacksalt.images import assemble, definitions
+from stacksalt.images.build import build_images, buildargs
 from stacksalt.images.context import Context
 from stacksalt.images.dockerbuild import build
 from stacksalt.images.errors import ImagesError
@@ -140,3 +141,14 @@ def test_refused_login_pushes_nothing(client, tmp_path):
                      registry=reg.address)
     assert password not in str(exc.value)
     assert reg.catalog() == []
+
+
+def test_infra_image_refuses_a_package_of_another_version(client):
+    defs = definitions.load("lab", only=["memcached"])
+    image = dataclasses.replace(defs.images["memcached"], version="9.9")
+    with pytest.raises(ImagesError) as exc:
+        build(client, Console(), name="memcached", tag="stacksalt-test/memcached:9.9",
+              context=assemble.image_context(image).tar(), buildargs=buildargs(image))
+    msg = str(exc.value)
+    assert "memcached is 1.6." in msg and "the model wants 9.9" in msg
+    assert "_param:memcached_version" in msg

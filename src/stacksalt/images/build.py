@@ -59,7 +59,7 @@ def buildargs(image: ImageDef) -> dict[str, str]:
 
 
 def build_images(
-    client: docker.DockerClient,
+    client: docker.DockerClient | None,
     console: Console,
     deployment: str,
     names: list[str] | None = None,
@@ -80,6 +80,8 @@ def build_images(
     if not work.images:
         raise ImagesError(f"deployment {deployment} defines no enabled image "
                           f"(model key {definitions.KEY})")
+    # the engine is needed only now: bad input is refused even where none runs
+    client = client or docker.from_env()
     auth = None
     registries = sorted({d.registry for d in work.images})
     if do_push:
@@ -136,7 +138,7 @@ def build_images(
 def main(deployment: str, names: list[str], do_push: bool, registry: str | None = None) -> int:
     console = Console()
     try:
-        build_images(docker.from_env(), console, deployment, names, do_push,
+        build_images(None, console, deployment, names, do_push,
                      registry=registry)
     except ImagesError as exc:
         print(f"stacksalt images build: {exc}", file=sys.stderr)
