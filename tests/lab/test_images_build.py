@@ -152,3 +152,16 @@ def test_infra_image_refuses_a_package_of_another_version(client):
     msg = str(exc.value)
     assert "memcached is 1.6." in msg and "the model wants 9.9" in msg
     assert "_param:memcached_version" in msg
+
+
+def test_openstack_base_dockerfile_refuses_a_release_without_constraints(client):
+    from stacksalt.images.base import base_context
+
+    ctx = base_context("nosuch", with_constraints=False)
+    with pytest.raises(ImagesError) as exc:
+        build(client, Console(), name="openstack-base", tag="stacksalt-test/base:nosuch",
+              context=ctx.tar(),
+              buildargs={"BASE_IMAGE": BASE_IMAGE, "RELEASE": "nosuch", "PINS": "keystone"})
+    msg = str(exc.value)
+    assert "images/openstack-base/constraints/nosuch.txt is missing" in msg
+    assert "stacksalt images freeze nosuch" in msg
