@@ -8,7 +8,8 @@ wait}``) and, step by step:
   step's last successful apply (``state_file``, JSON, mode 0600), so a render that changes
   nothing applies nothing;
 - waits: ``wait: rollout`` -> ``kubectl rollout status``, ``wait: complete`` -> ``kubectl
-  wait --for=condition=complete``, ``wait: none`` -> nothing;
+  wait --for=condition=complete`` (beside a wait for ``failed``: a failed Job fails the
+  step at once), ``wait: none`` -> nothing;
 - records the step's sha256 only when apply and wait succeeded, so a failed step is
   applied again by the next run;
 - stops at the first failure (non-zero exit or timeout): later steps are not applied, the
@@ -195,24 +196,70 @@ def wait_argv(base: list[str], step: dict, timeout: int) -> list[str] | None:
     return None
 
 
+def job_failed_argv(base: list[str], step: dict, timeout: int) -> list[str]:
+    """kubectl wait takes one condition: a second wait, for Failed, runs beside the one
+    for Complete, so a failed Job fails the step at once rather than at the timeout."""
+    return [*base, "wait", "--for=condition=failed", f"job/{step['object']}",
+            f"--timeout={timeout}s"]
+
+
+def _start(argv: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _kill(proc: subprocess.Popen) -> str:
+    """Kill proc's whole process group; its output so far."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    out, _ = proc.communicate()
+    return out.decode(errors="replace").strip()
+
+
 def run(argv: list[str], timeout: float) -> dict:
     """Run argv (no shell) with a hard timeout that kills its whole process group.
     {rc, out, timed_out, seconds}."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = _start(argv)
     try:
         out, _ = proc.communicate(timeout=timeout)
-        timed_out = False
+        out, timed_out = out.decode(errors="replace").strip(), False
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        out, _ = proc.communicate()
-        timed_out = True
-    return {"rc": proc.returncode, "out": out.decode(errors="replace").strip(),
-            "timed_out": timed_out, "seconds": round(time.monotonic() - t0, 3)}
+        out, timed_out = _kill(proc), True
+    return {"rc": proc.returncode, "out": out, "timed_out": timed_out,
+            "seconds": round(time.monotonic() - t0, 3)}
+
+
+def race(argv: list[str], failed_argv: list[str], timeout: float) -> dict:
+    """argv (wait for Complete) beside failed_argv (wait for Failed): the first that
+    decides wins, the other is killed. Like run(), plus job_failed."""
+    t0 = time.monotonic()
+    main, watch = _start(argv), _start(failed_argv)
+    watching = True
+    while True:
+        if watching and watch.poll() is not None:
+            watching = False
+            out, _ = watch.communicate()
+            if watch.returncode == 0:
+                _kill(main)
+                return {"rc": 1, "out": out.decode(errors="replace").strip(),
+                        "timed_out": False, "job_failed": True,
+                        "seconds": round(time.monotonic() - t0, 3)}
+        if main.poll() is not None:
+            out, _ = main.communicate()
+            if watching:
+                _kill(watch)
+            return {"rc": main.returncode, "out": out.decode(errors="replace").strip(),
+                    "timed_out": False, "seconds": round(time.monotonic() - t0, 3)}
+        if time.monotonic() - t0 > timeout:
+            out = _kill(main)
+            if watching:
+                _kill(watch)
+            return {"rc": main.returncode, "out": out, "timed_out": True,
+                    "seconds": round(time.monotonic() - t0, 3)}
+        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- secrets
@@ -258,7 +305,7 @@ def redact(text: str, values: set[str]) -> str:
 
 def execute(steps: list[dict], record: dict[str, str], sums: dict[str, str], *, base: list[str],
             field_manager: str, rollout_timeout: int, wait_grace: float,
-            save=None, runner=run) -> dict:
+            save=None) -> dict:
     """Apply and wait for every pending step in order; stop at the first failure.
 
     `save(record)` is called after each successful step. Returns the report:
@@ -283,7 +330,10 @@ def execute(steps: list[dict], record: dict[str, str], sums: dict[str, str], *, 
             phases.append(("wait", wait))
         failure = None
         for phase, argv in phases:
-            res = runner(argv, hard)
+            if phase == "wait" and step["wait"] == "complete":
+                res = race(argv, job_failed_argv(base, step, rollout_timeout), hard)
+            else:
+                res = run(argv, hard)
             if phase == "wait":
                 timing["wait_seconds"] = res["seconds"]
             else:
@@ -319,7 +369,9 @@ def describe(step: dict, phase: str, res: dict, timed_out: bool, rollout_timeout
     failed = {"delete": "deleting the previous Job failed", "apply": "kubectl apply failed",
               "wait": ("rollout did not complete" if step["wait"] == "rollout"
                        else "Job did not complete")}[phase]
-    if res["timed_out"]:
+    if res.get("job_failed"):
+        what = "the Job failed (condition Failed)"
+    elif res["timed_out"]:
         what = f"timed out: {command[phase]} still running after {hard:g}s, killed"
     elif timed_out:
         what = f"timed out: {failed} within {rollout_timeout}s"

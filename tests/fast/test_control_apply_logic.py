@@ -130,6 +130,8 @@ def verbs(calls: list[list[str]]) -> list[str]:
     out = []
     for argv in calls:
         rest = argv[2:]
+        if "--for=condition=failed" in rest:
+            continue  # the watcher beside each Job's wait (test_job_wait_watches_failed)
         if rest[0] == "apply":
             out.append(f"apply {os.path.basename(rest[rest.index('-f') + 1])}")
         elif rest[0] == "rollout":
@@ -245,13 +247,40 @@ def test_hanging_rollout_is_killed_and_named_a_timeout(env):
 
 def test_kubectl_own_timeout_is_named_a_timeout(env):
     plan, kubectl, state = env
-    kubectl.answer([{"match": ["wait", "job/keystone-bootstrap-flamingo"], "rc": 1,
+    kubectl.answer([{"match": ["--for=condition=complete", "job/keystone-bootstrap-flamingo"],
+                     "rc": 1,
                      "out": "error: timed out waiting for the condition on "
                             "jobs/keystone-bootstrap-flamingo"}])
     report = run(plan, kubectl, state, timeout=2)
     failed = report["failed"]
     assert failed["timed_out"] and failed["phase"] == "wait"
     assert "timed out: Job did not complete within 2s" in failed["message"]
+
+
+def test_job_wait_watches_failed_beside_complete(env):
+    plan, kubectl, state = env
+    run(plan, kubectl, state)
+    watchers = [a for a in kubectl.calls() if "--for=condition=failed" in a]
+    assert sorted(a[4] for a in watchers) == ["job/keystone-bootstrap-flamingo",
+                                              "job/keystone-contract-flamingo"]
+
+
+def test_failed_job_fails_the_step_at_once(env):
+    plan, kubectl, state = env
+    job = "job/keystone-bootstrap-flamingo"
+    kubectl.answer([
+        {"match": ["--for=condition=complete", job], "sleep": 30},
+        {"match": ["--for=condition=failed", job], "out": f"{job} condition met"},
+    ])
+    t0 = time.monotonic()
+    report = run(plan, kubectl, state, timeout=20)
+    took = time.monotonic() - t0
+    assert took < 10, f"the failed Job was noticed only after {took:.1f}s"
+    failed = report["failed"]
+    assert failed["name"] == job and failed["phase"] == "wait" and not failed["timed_out"]
+    assert "Job/keystone-bootstrap-flamingo (step job/keystone-bootstrap-flamingo): " \
+        "the Job failed (condition Failed)" in failed["message"]
+    assert report["not_applied"][0] == "deployment/keystone"
 
 
 def test_no_secret_on_a_command_line_nor_in_a_message(env):

@@ -10,7 +10,9 @@ Installed where the apply state looks for kubectl. Every invocation appends one 
                 "echo_file": true}]}                                   # print the -f file
 
 The first rule whose `match` tokens all appear in argv decides; without one the call
-succeeds with what kubectl prints on success. A file given with -f must be readable (as
+succeeds with what kubectl prints on success, except a wait for a Job's Failed
+condition, which blocks as kubectl does for a Job that does not fail (the apply kills it
+once the Job completed). A file given with -f must be readable (as
 kubectl would need it), else exit 1.
 """
 
@@ -50,8 +52,11 @@ def main() -> int:
     record = {"argv": argv, "start": start, "pid": os.getpid()}
     with open(os.path.join(DIR, "calls.jsonl"), "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
-    if rule.get("sleep"):
-        time.sleep(float(rule["sleep"]))
+    sleep = rule.get("sleep")
+    if not rule and "--for=condition=failed" in argv:
+        sleep = 3600
+    if sleep:
+        time.sleep(float(sleep))
     if out:
         print(out, file=sys.stderr if rc else sys.stdout)
     return rc
