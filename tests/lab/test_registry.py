@@ -168,3 +168,31 @@ def test_push_from_the_build_host(lab, reg, account):
     assert status == 200
     manifest = json.loads(body)
     assert manifest["config"]["digest"] == image.id
+
+
+def test_host_trust_is_removed_and_written_again(lab, reg):
+    """What `lab down` removes (the /etc/hosts block and certs.d directory, nothing else)
+    and `lab up` writes again, identical."""
+    from rich.console import Console
+
+    ca = registry_trust.CERTS_DIR / reg.name / "ca.crt"
+    before_hosts = registry_trust.HOSTS_FILE.read_text()
+    before_ca = ca.read_text()
+    others = before_hosts.split(registry_trust._begin(lab.plan.deployment))[0]
+    try:
+        registry_trust.remove(lab.plan.deployment, Console(quiet=True))
+        assert not ca.parent.exists()
+        after = registry_trust.HOSTS_FILE.read_text()
+        assert reg.hostname not in after and after.startswith(others)
+        # nothing to remove a second time
+        registry_trust.remove(lab.plan.deployment, Console(quiet=True))
+        assert registry_trust.HOSTS_FILE.read_text() == after
+    finally:
+        assert registry_trust.install(lab.client, lab.plan, Console(quiet=True))
+    # the same lines (the block is appended at the end again)
+    assert sorted(registry_trust.HOSTS_FILE.read_text().splitlines()) == sorted(
+        before_hosts.splitlines())
+    assert ca.read_text() == before_ca
+    # installing twice keeps one block
+    assert registry_trust.install(lab.client, lab.plan, Console(quiet=True))
+    assert registry_trust.HOSTS_FILE.read_text().count(f"{reg.address} {reg.hostname}\n") == 1
