@@ -134,8 +134,8 @@ class Stack:
         self.network()
         kwargs: dict[str, Any] = {}
         if alias:
-            kwargs["networking_config"] = self.client.api.create_networking_config({
-                self.network_name: self.client.api.create_endpoint_config(aliases=[name])})
+            kwargs["networking_config"] = {
+                self.network_name: self.client.api.create_endpoint_config(aliases=[name])}
         return self.client.containers.create(
             self.image_tag(name), command=command, name=f"{self.prefix}-{container}",
             environment=environment, volumes=self.volumes(name), labels=self._labels(),
