@@ -56,6 +56,12 @@ def _images_freeze(args: argparse.Namespace) -> int:
     return build.main_freeze(args.release)
 
 
+def _images_demo(args: argparse.Namespace) -> int:
+    from stacksalt.images import demo
+
+    return demo.main(args.deployment, keep=args.keep, build=not args.no_build)
+
+
 def _images_scan(args: argparse.Namespace) -> int:
     from stacksalt.images import scan
 
@@ -133,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("deployment")
     p.add_argument("image", nargs="*", help="images to scan (default: every enabled one)")
     p.set_defaults(func=_images_scan)
+    p = images.add_parser(
+        "demo", help="run keystone, glance-api and nova-controller from the built images in "
+        "Docker, as their Deployments would, and prove them over HTTP"
+    )
+    p.add_argument("deployment", nargs="?", default="lab")
+    p.add_argument("--keep", action="store_true", help="leave the containers running")
+    p.add_argument("--no-build", action="store_true", help="use the images as they are")
+    p.set_defaults(func=_images_demo)
     return parser
 
 
