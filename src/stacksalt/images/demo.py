@@ -67,6 +67,8 @@ class Stack:
     console: Console = field(default_factory=Console)
     client: docker.DockerClient = field(default_factory=docker.from_env)
     steps: list[Step] = field(default_factory=list)
+    # image name -> tag to run instead of the model's (e.g. another release's build)
+    tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         dep = Deployment.load(self.deployment)
@@ -89,7 +91,7 @@ class Stack:
         if image not in self.images:
             raise DemoError(f"kubernetes:control:service:{name}:image is {image}, which "
                             f"docker:build:image of {self.deployment} does not define")
-        tag = self.images[image].tag
+        tag = self.tags.get(image, self.images[image].tag)
         try:
             self.client.images.get(tag)
         except docker.errors.ImageNotFound:
@@ -156,7 +158,7 @@ class Stack:
                         from exc
             out = box.logs().decode(errors="replace")
         finally:
-            box.remove(force=True)
+            box.remove(v=True, force=True)
         seconds = time.monotonic() - started
         if rc != 0:
             raise DemoError(f"{name}: job {mode} failed (exit {rc}):\n{out[-4000:]}")
@@ -214,7 +216,7 @@ class Stack:
     def cleanup(self) -> None:
         mine = {"label": f"{LABEL}={self.prefix}"}
         for box in self.client.containers.list(all=True, filters=mine):
-            box.remove(force=True)
+            box.remove(v=True, force=True)
         for vol in self.client.volumes.list():
             if vol.name.startswith(f"{self.prefix}-"):
                 vol.remove(force=True)
