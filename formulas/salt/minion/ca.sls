@@ -18,6 +18,12 @@ salt-minion-ca-{{ name }}-private-key-managed:
     - algo: rsa
     - keysize: {{ ca.get('key_size', minion.ca.key_size) }}
     - mode: '0600'
+    {#- the state compiles the whole pillar again (x509_v2 runs an inner state); skip it
+        when the key is there as wanted (root, 0600, RSA of key_size bits) #}
+    - unless: >-
+        test "$(stat -c '%a %u %g' {{ dir }}/ca.key)" = "600 0 0" &&
+        openssl pkey -in {{ dir }}/ca.key -noout -text | head -n 1 |
+        grep -qF "({{ ca.get('key_size', minion.ca.key_size) }} bit"
     - require:
       - file: salt-minion-ca-{{ name }}-directory-managed
 
@@ -34,6 +40,15 @@ salt-minion-ca-{{ name }}-certificate-managed:
     - days_valid: {{ ca.get('days_valid', 3650) }}
     - days_remaining: {{ ca.get('days_remaining', 90) }}
     - mode: '0644'
+    {#- skip the inner state while the CA certificate is current: valid for more than
+        days_remaining days, made from ca.key, self-signed, with the model's CN and O #}
+{%- set subject = 'CN=' ~ ca.common_name ~ ',O=' ~ ca.get('organization', name) %}
+    - unless: >-
+        test -s {{ dir }}/ca.crt &&
+        openssl x509 -in {{ dir }}/ca.crt -noout -checkend {{ ca.get('days_remaining', 90) * 86400 }} &&
+        test "$(openssl x509 -in {{ dir }}/ca.crt -noout -pubkey)" = "$(openssl pkey -in {{ dir }}/ca.key -pubout)" &&
+        openssl verify -CAfile {{ dir }}/ca.crt {{ dir }}/ca.crt &&
+        test "$(openssl x509 -in {{ dir }}/ca.crt -noout -subject -nameopt RFC2253)" = {{ ('subject=' ~ subject) | quote }}
     - require:
       - x509: salt-minion-ca-{{ name }}-private-key-managed
 {%- do ca_states.append('salt-minion-ca-' ~ name ~ '-certificate-managed') %}
