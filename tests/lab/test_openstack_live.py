@@ -95,6 +95,30 @@ def test_upgrade_jobs_run_on_a_current_schema(live, service):
         assert "exists already" in stack.run_job(service, "db_sync")
 
 
+def test_every_container_of_the_nova_controller_pod_runs(live):
+    """conductor, scheduler and novncproxy from the same image: conductor and scheduler
+    report 'up' in nova's service list (DB + RabbitMQ), noVNC serves its client."""
+    stack, _ = live
+    containers = stack.service("nova-controller")["containers"]
+    for name in ("nova-conductor", "nova-scheduler", "nova-novncproxy"):
+        stack.start("nova-controller", name, containers[name]["command"])
+    keystone = stack.address(stack.started["keystone-api"])
+    nova = stack.address(stack.started["nova-api"])
+    token = _token(stack, keystone)
+    deadline = time.monotonic() + 120
+    while True:
+        status, _, data = demo.http("GET", f"http://{nova}:8774/v2.1/os-services", token=token)
+        assert status == 200, data
+        up = {s["binary"] for s in data["services"] if s["state"] == "up"}
+        if {"nova-conductor", "nova-scheduler"} <= up or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert {"nova-conductor", "nova-scheduler"} <= up, data
+    novnc = stack.address(stack.started["nova-novncproxy"])
+    status, _, page = demo.http("GET", f"http://{novnc}:6080/vnc_lite.html")
+    assert status == 200 and "noVNC" in page
+
+
 def test_a_wrong_password_gets_no_token(live):
     stack, _ = live
     keystone = stack.address(stack.started["keystone-api"])
