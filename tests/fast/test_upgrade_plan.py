@@ -98,6 +98,10 @@ def test_release_bump_changes_only_tags_jobs_and_config(repo):
     removed = {c.step for c in result.changes if c.status == "removed"}
     assert added and {s.replace("-gazpacho", "-flamingo") for s in added} == removed
     assert all(s.startswith("job/") and s.endswith("-gazpacho") for s in added)
+    # bootstrap is a first install's: an upgrade skips it (the workload exists)
+    bootstrap = next(c for c in result.changes if c.step == "job/keystone-bootstrap-gazpacho")
+    assert bootstrap.unless_exists == "deployment/keystone"
+    assert "skipped while deployment/keystone exists" in "\n".join(upgrade.lines(result))
     # in the new apply order: keystone's Jobs and Deployment before glance's
     steps = [c.step for c in result.changes]
     assert steps.index("job/keystone-expand-gazpacho") < steps.index("deployment/keystone") \

@@ -62,6 +62,7 @@ class ObjectChange:
     status: str  # "changed", "added" or "removed"
     category: str  # for added/removed objects; "" for changed ones (see fields)
     fields: list[FieldChange] = field(default_factory=list)
+    unless_exists: str = ""  # the plan skips the step when this object exists
 
     @property
     def categories(self) -> set[str]:
@@ -74,6 +75,7 @@ class Render:
     manifest_dir: str
     objects: dict[str, dict[str, Any]]  # file relative to manifest_dir -> object
     order: list[str]  # files in apply-plan order
+    unless_exists: dict[str, str] = field(default_factory=dict)  # file -> kind/name
 
 
 @dataclass
@@ -160,7 +162,9 @@ def render(deployment: str, root: Path) -> Render:
             objects[rel] = data
     order = [s["file"] for s in plan.get("steps", []) if s.get("file") in objects]
     order += sorted(set(objects) - set(order))
-    return Render(minion, manifest_dir, objects, order)
+    unless = {s["file"]: s["unless_exists"] for s in plan.get("steps", [])
+              if s.get("unless_exists")}
+    return Render(minion, manifest_dir, objects, order, unless)
 
 
 # -- the comparison -------------------------------------------------------------------------
@@ -238,7 +242,8 @@ def compare(old: Render, new: Render) -> tuple[list[ObjectChange], int]:
         release_job = obj.get("kind") == "Job"
         if before is None:
             changes.append(ObjectChange(_step(obj), rel, "added",
-                                        "release-job" if release_job else "other"))
+                                        "release-job" if release_job else "other",
+                                        unless_exists=new.unless_exists.get(rel, "")))
             continue
         if after is None:
             changes.append(ObjectChange(_step(obj), rel, "removed",
@@ -291,6 +296,8 @@ def lines(result: UpgradePlan) -> list[str]:
             what = ("new per-release Job" if change.status == "added" else
                     "per-release Job of the old release, no longer rendered") \
                 if change.category == "release-job" else f"object {change.status}"
+            if change.unless_exists:
+                what += f", skipped while {change.unless_exists} exists (first install only)"
             out.append(f"{change.step} ({change.file}): {what} [{change.category}]")
             continue
         out.append(f"{change.step} ({change.file}):")
