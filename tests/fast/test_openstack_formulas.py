@@ -215,6 +215,8 @@ def test_static_values_of_the_model(rendered, lab_images):
     assert ml2["type_drivers"] == "flat,vlan"
     assert ml2["tenant_network_types"] == "vlan"
     assert ml2["mechanism_drivers"] == "openvswitch"
+    vlan = _ini(rendered["neutron-server"]["/etc/neutron/plugins/ml2/ml2_conf.ini"])
+    assert vlan["ml2_type_vlan"]["network_vlan_ranges"] == "physnet1:1000:1999"
 
     compute = _ini(rendered["nova-compute"]["/etc/nova/nova.conf"])
     assert compute["libvirt"]["virt_type"] == "qemu"
