@@ -463,7 +463,8 @@ def applied(name, kubeconfig, namespace, kubectl="/usr/local/bin/kubectl",
             wait_grace=float(wait_grace), save=lambda r: write_record(state_file, r))
     t_total = round(sum(s["apply_seconds"] + (s["wait_seconds"] or 0)
                         for s in report["steps"]), 3)
-    event = {"minion": __opts__.get("id"),  # noqa: F821 "plan": name, "result": report["failed"] is None,
+    minion = __opts__.get("id")  # noqa: F821
+    event = {"minion": minion, "plan": name, "result": report["failed"] is None,
              "seconds": t_total, **report}
     sent = __salt__["event.send"](event_tag, event)  # noqa: F821
     ret["result"] = report["failed"] is None
