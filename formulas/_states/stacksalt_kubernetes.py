@@ -12,6 +12,9 @@ wait}``) and, step by step:
   step at once), ``wait: none`` -> nothing;
 - records the step's sha256 only when apply and wait succeeded, so a failed step is
   applied again by the next run;
+- skips a step carrying ``unless_exists: <kind>/<name>`` when that object exists
+  (``kubectl get``): a release's bootstrap Job (a full db_sync) runs on a first install
+  only; an upgrade goes through the expand / migrate / contract Jobs;
 - stops at the first failure (non-zero exit or timeout): later steps are not applied, the
   state fails and its comment names the object and what kubectl said.
 
@@ -196,6 +199,12 @@ def wait_argv(base: list[str], step: dict, timeout: int) -> list[str] | None:
     return None
 
 
+def exists_argv(base: list[str], step: dict) -> list[str]:
+    """`kubectl get <unless_exists>`: prints the object's name if it exists, nothing (exit
+    0) if it does not."""
+    return [*base, "get", step["unless_exists"], "--ignore-not-found", "-o", "name"]
+
+
 def job_failed_argv(base: list[str], step: dict, timeout: int) -> list[str]:
     """kubectl wait takes one condition: a second wait, for Failed, runs beside the one
     for Complete, so a failed Job fails the step at once rather than at the timeout."""
@@ -321,6 +330,26 @@ def execute(steps: list[dict], record: dict[str, str], sums: dict[str, str], *, 
     for i, step in enumerate(todo):
         timing = {"name": step["name"], "kind": step["kind"], "object": step["object"],
                   "apply_seconds": 0.0, "wait_seconds": None}
+        if step.get("unless_exists"):
+            # e.g. a release's bootstrap Job (a full db_sync) once the role's workload
+            # exists: an upgrade goes through expand / migrate / contract instead
+            res = run(exists_argv(base, step), hard)
+            if res["rc"] != 0 or res["timed_out"]:
+                report["steps"].append(timing)
+                report["failed"] = {
+                    "name": step["name"], "kind": step["kind"], "object": step["object"],
+                    "phase": "check", "timed_out": res["timed_out"],
+                    "message": describe(step, "check", res, res["timed_out"],
+                                        rollout_timeout, hard, secrets)}
+                report["not_applied"] = [s["name"] for s in todo[i + 1:]]
+                return report
+            if res["out"].strip():
+                record[step["name"]] = sums[step["name"]]
+                report["skipped"].append(step["name"])
+                report.setdefault("skipped_existing", []).append(step["name"])
+                if save:
+                    save(record)
+                continue
         phases = []
         if step["kind"] == "Job":
             phases.append(("delete", delete_job_argv(base, step, rollout_timeout)))
@@ -364,9 +393,10 @@ def describe(step: dict, phase: str, res: dict, timed_out: bool, rollout_timeout
              hard: float, secrets: set[str]) -> str:
     """What failed, for the comment and the event: the object, the phase, timeout or exit
     code, and kubectl's output (Secret values redacted)."""
-    command = {"delete": "kubectl delete", "apply": "kubectl apply",
+    command = {"check": "kubectl get", "delete": "kubectl delete", "apply": "kubectl apply",
                "wait": "kubectl rollout status" if step["wait"] == "rollout" else "kubectl wait"}
-    failed = {"delete": "deleting the previous Job failed", "apply": "kubectl apply failed",
+    failed = {"check": f"checking whether {step.get('unless_exists')} exists failed",
+              "delete": "deleting the previous Job failed", "apply": "kubectl apply failed",
               "wait": ("rollout did not complete" if step["wait"] == "rollout"
                        else "Job did not complete")}[phase]
     if res.get("job_failed"):
@@ -392,10 +422,13 @@ def summary(report: dict) -> str:
         if report["not_applied"]:
             lines.append(f"not applied (after the failure): {', '.join(report['not_applied'])}")
         return "\n".join(lines)
+    existing = report.get("skipped_existing") or []
+    note = (f"; skipped because their workload exists: {', '.join(existing)}"
+            if existing else "")
     if not report["changed"]:
-        return f"nothing changed: {len(report['skipped'])} object(s) as last applied"
+        return f"nothing changed: {len(report['skipped'])} object(s) as last applied{note}"
     return (f"applied {len(report['changed'])} object(s) in order: "
-            f"{', '.join(report['changed'])}; {len(report['skipped'])} unchanged")
+            f"{', '.join(report['changed'])}; {len(report['skipped'])} unchanged{note}")
 
 
 # --------------------------------------------------------------------------- the state

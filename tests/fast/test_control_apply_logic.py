@@ -434,3 +434,55 @@ def test_real_plan_applies_in_dependency_order_without_secrets_on_argv(
     raw = (kubectl.dir / "calls.jsonl").read_text()
     leaked = [v for v in secret_values if len(v) >= 4 and v in raw]
     assert not leaked, "a Secret value is on a kubectl command line"
+
+
+def _bootstrap_unless_keystone_exists(plan: Path) -> None:
+    data = yaml.safe_load(plan.read_text())
+    for step in data["steps"]:
+        if step["name"] == "job/keystone-bootstrap-flamingo":
+            step["unless_exists"] = "deployment/keystone"
+    plan.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_bootstrap_job_is_skipped_once_the_workload_exists(env):
+    """An upgrade must not run a release's bootstrap Job (a full db_sync that contracts
+    the schema under running pods): the plan marks it unless_exists."""
+    plan, kubectl, state = env
+    _bootstrap_unless_keystone_exists(plan)
+    kubectl.answer([{"match": ["get", "deployment/keystone"], "out": "deployment.apps/keystone"}])
+    report = run(plan, kubectl, state)
+    assert report["failed"] is None
+    gets = [c for c in kubectl.calls() if "get" in c]
+    assert gets and gets[0][2:] == ["get", "deployment/keystone", "--ignore-not-found",
+                                    "-o", "name"]
+    assert not any("keystone-bootstrap" in arg for c in kubectl.calls() if "get" not in c
+                   for arg in c)
+    assert "job/keystone-bootstrap-flamingo" not in report["changed"]
+    assert report["skipped_existing"] == ["job/keystone-bootstrap-flamingo"]
+    assert "apply deployment-keystone.yaml" in verbs(kubectl.calls())
+    assert "workload exists" in sk.summary(report)
+    # recorded: a second run neither checks nor applies anything
+    kubectl.reset()
+    assert run(plan, kubectl, state)["changed"] == [] and kubectl.calls() == []
+
+
+def test_bootstrap_job_runs_on_a_first_install(env):
+    plan, kubectl, state = env
+    _bootstrap_unless_keystone_exists(plan)
+    report = run(plan, kubectl, state)  # the recorder's `get` prints nothing: not there
+    assert "job/keystone-bootstrap-flamingo" in report["changed"]
+    v = verbs(kubectl.calls())
+    assert v.index("apply job-keystone-bootstrap-flamingo.yaml") < v.index(
+        "apply deployment-keystone.yaml")
+
+
+def test_failing_existence_check_stops_the_run(env):
+    plan, kubectl, state = env
+    _bootstrap_unless_keystone_exists(plan)
+    kubectl.answer([{"match": ["get", "deployment/keystone"], "rc": 1,
+                     "out": "error: the server doesn't have a resource type"}])
+    report = run(plan, kubectl, state)
+    assert report["failed"]["name"] == "job/keystone-bootstrap-flamingo"
+    assert report["failed"]["phase"] == "check"
+    assert "deployment/keystone exists failed" in report["failed"]["message"]
+    assert "deployment/keystone" in report["not_applied"]
