@@ -37,13 +37,6 @@ def _secrets_generate(args: argparse.Namespace) -> int:
     return secrets.main_generate(deployment=args.deployment)
 
 
-def _upgrade_plan(args: argparse.Namespace) -> int:
-    from stacksalt.upgrade import plan
-
-    return plan.main(deployment=args.deployment, from_rev=args.from_rev, to_rev=args.to_rev,
-                     repo=args.repo)
-
-
 def _images_build(args: argparse.Namespace) -> int:
     from stacksalt.images import build
 
@@ -66,6 +59,13 @@ def _images_scan(args: argparse.Namespace) -> int:
     from stacksalt.images import scan
 
     return scan.main(args.deployment, args.image)
+
+
+def _upgrade_plan(args: argparse.Namespace) -> int:
+    from stacksalt.upgrade import plan
+
+    return plan.main(deployment=args.deployment, from_rev=args.from_rev, to_rev=args.to_rev,
+                     repo=args.repo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,19 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("deployment", nargs="?", default="lab")
     p.set_defaults(func=_secrets_generate)
 
-    upgrade = sub.add_parser("upgrade", help="OpenStack upgrades").add_subparsers(
-        dest="upgrade_command", required=True
-    )
-    p = upgrade.add_parser(
-        "plan", help="render the Kubernetes objects at two git revisions and show what changes"
-    )
-    p.add_argument("from_rev", metavar="FROM_REV", help="git revision before the upgrade")
-    p.add_argument("to_rev", metavar="TO_REV", help="git revision after the upgrade")
-    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
-    p.add_argument("--repo", type=Path, help="git repository of the revisions (default: this "
-                   "checkout; the secrets always come from this checkout)")
-    p.set_defaults(func=_upgrade_plan)
-
     images = sub.add_parser("images", help="the deployment's container images").add_subparsers(
         dest="images_command", required=True
     )
@@ -147,6 +134,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="leave the containers running")
     p.add_argument("--no-build", action="store_true", help="use the images as they are")
     p.set_defaults(func=_images_demo)
+
+    upgrade = sub.add_parser("upgrade", help="OpenStack upgrades").add_subparsers(
+        dest="upgrade_command", required=True
+    )
+    p = upgrade.add_parser(
+        "plan", help="render the Kubernetes objects at two git revisions and show what changes"
+    )
+    p.add_argument("from_rev", metavar="FROM_REV", help="git revision before the upgrade")
+    p.add_argument("to_rev", metavar="TO_REV", help="git revision after the upgrade")
+    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
+    p.add_argument("--repo", type=Path, help="git repository of the revisions (default: this "
+                   "checkout; the secrets always come from this checkout)")
+    p.set_defaults(func=_upgrade_plan)
     return parser
 
 
