@@ -1,8 +1,8 @@
 """`stacksalt images demo DEPLOYMENT`: the deployment's OpenStack images, really running.
 
 Starts, on a throwaway Docker network, the infrastructure (mariadb, rabbitmq, memcached)
-and keystone, glance-api and nova-controller from the images `stacksalt images build`
-made, each the way its Kubernetes Deployment runs it (all from the model's
+and keystone, glance-api, nova-controller and neutron-server from the images
+`stacksalt images build` made, each the way its Kubernetes Deployment runs it (all from the model's
 kubernetes:control:service:<name>):
 
 * the container answers on the network under the Service name (mariadb, keystone, ...),
@@ -10,14 +10,16 @@ kubernetes:control:service:<name>):
 * `secret_env` values are the deployment's decrypted secrets;
 * `pvc` volumes are Docker volumes (keystone's fernet keys are shared by its jobs and
   its API, as the PVC is);
-* the `bootstrap` jobs run in order (db_sync, fernet_setup, bootstrap, ks_register),
-  each a one-shot container that must exit 0;
+* the `bootstrap` jobs run in order (db_sync, fernet_setup, bootstrap, ks_register;
+  neutron-server: db_sync, ks_register), each a one-shot container that must exit 0;
 * then the containers with an HTTP probe, until the probe answers.
 
 Then it proves the result over real HTTP: a token for keystone's admin user
-(POST /v3/auth/tokens), and authenticated GETs on glance (/v2/images) and nova
-(/v2.1/flavors). Everything is named `<prefix>-...` and removed at the end (unless
---keep). Used by tests/lab/test_openstack_live.py.
+(POST /v3/auth/tokens), authenticated GETs on glance (/v2/images), nova (/v2.1/flavors)
+and neutron (/v2.0/networks), and a project network created through neutron
+(POST /v2.0/networks: ML2 allocates a VLAN of the model's neutron_network_vlan_ranges).
+Everything is named `<prefix>-...` and removed at the end (unless --keep). Used by
+tests/lab/test_openstack_live.py.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ from stacksalt.deployment import Deployment
 from stacksalt.images import definitions
 from stacksalt.images.errors import ImagesError
 
-SERVICES = ["mariadb", "rabbitmq", "memcached", "keystone", "glance-api", "nova-controller"]
+SERVICES = ["mariadb", "rabbitmq", "memcached", "keystone", "glance-api", "nova-controller",
+            "neutron-server"]
 LABEL = "io.stacksalt.demo"
 
 
@@ -72,6 +75,7 @@ class Stack:
 
     def __post_init__(self) -> None:
         dep = Deployment.load(self.deployment)
+        self.parameters = [dep.parameters(node) for node in dep.node_names]
         self.services = _control_services(dep)
         self.images = definitions.load(self.deployment).images
         self.secrets = secrets.decrypt_all(self.deployment)
@@ -85,6 +89,19 @@ class Stack:
         except KeyError:
             raise DemoError(f"the model of {self.deployment} has no "
                             f"kubernetes:control:service:{name}") from None
+
+    def model(self, *keys: str) -> Any:
+        """A value of the model (the first node that has the key path), e.g.
+        model("neutron", "server", "ml2", "network_vlan_ranges")."""
+        for params in self.parameters:
+            value: Any = params
+            for key in keys:
+                if not isinstance(value, dict) or key not in value:
+                    break
+                value = value[key]
+            else:
+                return value
+        raise DemoError(f"no node of {self.deployment} has {':'.join(keys)}")
 
     def image_tag(self, name: str) -> str:
         image = self.service(name)["image"]
@@ -290,6 +307,8 @@ class Proof:
     catalog: dict[str, list[str]]
     images: Any
     flavors: Any
+    networks: Any
+    network: dict[str, Any]  # the project network the proof created
     steps: list[Step]
     seconds: float
 
@@ -304,6 +323,8 @@ def run(stack: Stack) -> Proof:
     token, token_body = stack.admin_token(keystone)
     glance = stack.bring_up("glance-api")["glance-api"]
     nova = stack.bring_up("nova-controller")["nova-api"]
+    neutron = stack.bring_up("neutron-server")["neutron-server"]
+    neutron_api = f"http://{neutron}:{stack.service('neutron-server')['ports']['api']}"
     catalog = {s["type"]: sorted(e["interface"] for e in s["endpoints"])
                for s in http("POST", f"http://{keystone}:5000/v3/auth/tokens", {"auth": {
                    "identity": {"methods": ["token"], "token": {"id": token}},
@@ -314,15 +335,27 @@ def run(stack: Stack) -> Proof:
                        f"http://{glance}:{stack.service('glance-api')['ports']['api']}/v2/images"),
                       ("nova-controller: GET /v2.1/flavors",
                        f"http://{nova}:{stack.service('nova-controller')['ports']['api']}"
-                       "/v2.1/flavors")):
+                       "/v2.1/flavors"),
+                      ("neutron-server: GET /v2.0/networks", f"{neutron_api}/v2.0/networks")):
         t0 = time.monotonic()
         status, _, data = http("GET", url, token=token)
         if status != 200:
             raise DemoError(f"{what} answered {status}: {data}")
         stack._step(what, time.monotonic() - t0, f"{status}")
         results[what] = data
+    t0 = time.monotonic()
+    status, _, data = http("POST", f"{neutron_api}/v2.0/networks",
+                           {"network": {"name": f"{stack.prefix}-net1"}}, token=token)
+    if status != 201:
+        raise DemoError(f"neutron-server: POST /v2.0/networks answered {status}: {data}")
+    network = data["network"]
+    stack._step("neutron-server: POST /v2.0/networks", time.monotonic() - t0,
+                f"{status}, {network.get('provider:network_type')} "
+                f"{network.get('provider:physical_network')}:"
+                f"{network.get('provider:segmentation_id')}")
     return Proof(token_body, catalog, results["glance-api: GET /v2/images"],
-                 results["nova-controller: GET /v2.1/flavors"], stack.steps,
+                 results["nova-controller: GET /v2.1/flavors"],
+                 results["neutron-server: GET /v2.0/networks"], network, stack.steps,
                  time.monotonic() - started)
 
 
@@ -343,9 +376,7 @@ def main(deployment: str, keep: bool = False, build: bool = True) -> int:
         if build:
             from stacksalt.images.build import build_images
 
-            build_images(docker.from_env(), console, deployment,
-                         sorted({"mariadb", "rabbitmq", "memcached", "keystone", "glance-api",
-                                 "nova-controller"}))
+            build_images(docker.from_env(), console, deployment, sorted(SERVICES))
         with running(deployment, "stacksalt-demo", console, keep) as (_, proof):
             table = Table(title=f"OpenStack of {deployment} in Docker ({proof.seconds:.0f}s)")
             for col in ("step", "seconds", "result"):
