@@ -62,6 +62,20 @@ def recorder(lab):
     sh(mst, f"rm -rf {KUBECTL} {REC_DIR} {STATE_FILE}")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def model_manifests_restored(lab):
+    """The tests render mst01's plan with a test pillar (short rollout timeout): afterwards
+    mst01 gets the model's rendering back, so the lab is as a plain state.apply leaves it."""
+    yield
+    res = lab.master.exec_run(["salt", "--out=json", "--static", "--timeout=240", APPLIER,
+                               "state.apply", "kubernetes.control.manifests"])
+    raw = res.output.decode(errors="replace")
+    states = summary.json_from(raw).get(APPLIER)
+    assert isinstance(states, dict), f"no state return from {APPLIER}: {raw[-3000:]}"
+    failed = [k for k, v in states.items() if v.get("result") is False]
+    assert not failed, f"restoring the model's manifests failed: {failed}"
+
+
 def _put(container, path: str, data: bytes, mode: int) -> None:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

@@ -196,3 +196,30 @@ def test_host_trust_is_removed_and_written_again(lab, reg):
     # installing twice keeps one block
     assert registry_trust.install(lab.client, lab.plan, Console(quiet=True))
     assert registry_trust.HOSTS_FILE.read_text().count(f"{reg.address} {reg.hostname}\n") == 1
+
+
+def test_images_build_push_lands_in_the_lab_registry(lab, reg, account):
+    """`stacksalt images build lab memcached --push`, the operator's command, pushes the
+    model-named image to cfg01's registry; a node sees exactly the image that was built."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    user, password = account
+    model = Deployment.load(lab.plan.deployment).parameters("mst01.lab.local")["docker"]["build"]
+    version = model["image"]["memcached"]["version"]
+    name = f"{model['registry']}/{model['namespace']}/memcached:{version}"
+    assert model["registry"] == reg.name
+    cli = Path(sys.executable).with_name("stacksalt")
+    proc = subprocess.run([str(cli), "images", "build", lab.plan.deployment, "memcached",
+                           "--push"], capture_output=True, text=True, timeout=1200)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert password not in out
+    built = lab.client.images.get(name)
+    repo = f"{model['namespace']}/memcached"
+    status, body = _curl(lab, NODE, f"https://{reg.name}/v2/{repo}/tags/list", user, password)
+    assert status == 200 and version in json.loads(body)["tags"], body
+    status, body = _curl(lab, NODE, f"https://{reg.name}/v2/{repo}/manifests/{version}",
+                         user, password, accept=MANIFEST_TYPES)
+    assert status == 200 and json.loads(body)["config"]["digest"] == built.id
