@@ -1,32 +1,40 @@
-"""Apply the OpenStack Kubernetes objects of kubernetes.control in the order of their plan.
+"""Apply the cluster's objects (Calico, CoreDNS, the OpenStack roles) in the order of their plan.
 
-State `stacksalt_kubernetes.applied` reads the apply plan that kubernetes.control.manifests
-writes (``<manifest_dir>/apply-plan.yaml``: ordered steps ``{name, kind, object, file,
-wait}``) and, step by step:
+State `stacksalt_kubernetes.applied` reads the one apply plan that kubernetes.master.objects
+writes (``<objects dir>/apply-plan.yaml``, built by the stacksalt_objects module: ordered
+steps ``{name, tool, action, kind, object, namespace, file, wait}``, optional
+``timeout``, ``await``, ``unless_exists``; ``tools`` names the binaries) and, step by
+step:
 
 - applies the object's file only if its sha256 differs from the one recorded after the
   step's last successful apply (``state_file``, JSON, mode 0600), so a render that changes
   nothing applies nothing;
+- with the step's tool: ``kubectl apply --server-side`` (in the object's namespace), or
+  ``calicoctl apply -f`` (Calico's datastore), or for ``action: patch`` (a Calico Node
+  that calico-node creates) ``calicoctl patch`` of its spec and ``calicoctl label`` of its
+  labels, never a replace;
+- ``await: exists`` first polls until the object exists (calico-node registers its Node
+  when it starts), up to the step's timeout: a failure, never a silent skip;
 - waits: ``wait: rollout`` -> ``kubectl rollout status``, ``wait: complete`` -> ``kubectl
   wait --for=condition=complete`` (beside a wait for ``failed``: a failed Job fails the
   step at once), ``wait: none`` -> nothing;
-- records the step's sha256 only when apply and wait succeeded, so a failed step is
-  applied again by the next run;
+- records the step's sha256 only when every phase succeeded, so a failed step is applied
+  again by the next run;
 - skips a step carrying ``unless_exists: <kind>/<name>`` when that object exists
   (``kubectl get``): a release's bootstrap Job (a full db_sync) runs on a first install
   only; an upgrade goes through the expand / migrate / contract Jobs;
 - stops at the first failure (non-zero exit or timeout): later steps are not applied, the
-  state fails and its comment names the object and what kubectl said.
+  state fails and its comment names the object and what the tool said.
 
 After a real run it fires an event to the salt master (``event_tag``) with what changed,
 how long each step and each wait took, the failed step, and what was skipped.
 
 Secrets are applied from their file (``kubectl apply -f``): no value is ever on a command
-line, and every value of every Secret in the plan is redacted from kubectl's messages
+line, and every value of every Secret in the plan is redacted from the tools' messages
 before they reach the state's comment, changes or the event.
 
-The functions above ``applied`` are pure (no Salt): tests/fast/test_control_apply_logic.py
-runs them against a recording kubectl.
+The functions above ``applied`` are pure (no Salt): the fast tests run them against the
+recording kubectl and calicoctl of tests/lab/.
 """
 
 from __future__ import annotations
@@ -48,10 +56,14 @@ except ImportError:  # pragma: no cover - Salt always ships PyYAML
 __virtualname__ = "stacksalt_kubernetes"
 
 WAITS = ("rollout", "complete", "none")
-STEP_KEYS = ("name", "kind", "object", "file", "wait")
+TOOLS = ("kubectl", "calicoctl")
+ACTIONS = ("apply", "patch")
+STEP_KEYS = ("name", "tool", "action", "kind", "object", "file", "wait")
 REDACTED = "<redacted>"
 # What kubectl prints when its own --timeout runs out.
 KUBECTL_TIMEOUT_MARKERS = ("timed out waiting for the condition", "context deadline exceeded")
+# Seconds between two polls of an `await: exists`.
+POLL = 2.0
 
 
 def __virtual__():
@@ -59,54 +71,69 @@ def __virtual__():
 
 
 class PlanError(ValueError):
-    """The plan file is not what kubernetes.control.manifests writes."""
+    """The plan file is not what kubernetes.master.objects writes."""
 
 
 # --------------------------------------------------------------------------- plan
 
 
-def load_plan(path: str) -> list[dict]:
-    """The plan's steps, checked: a list of mappings with name, kind, object, file and
-    wait; names unique; file paths absolute or relative to the plan's directory."""
+def load_plan(path: str) -> tuple[list[dict], dict]:
+    """(steps, plan settings): the steps checked (a list of mappings with name, tool,
+    action, kind, object, file and wait; names unique; file paths absolute or relative
+    to the plan's directory), and {rollout_timeout, tools} of the plan."""
     try:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh)
     except FileNotFoundError:
         raise PlanError(
-            f"{path}: no apply plan; apply kubernetes.control.manifests first") from None
+            f"{path}: no apply plan; apply kubernetes.master.objects first") from None
     except yaml.YAMLError as exc:
         raise PlanError(f"{path}: not YAML: {exc}") from None
-    if isinstance(data, dict) and "steps" in data:
-        data = data["steps"]
-    if not isinstance(data, list):
-        raise PlanError(f"{path}: expected a list of steps (or a mapping with `steps`), "
-                        f"got {type(data).__name__}")
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
+        raise PlanError(f"{path}: expected a mapping with `steps` (a list), got "
+                        f"{type(data).__name__}")
+    settings = {"rollout_timeout": data.get("rollout_timeout", 300),
+                "tools": data.get("tools") or {}}
     base = os.path.dirname(path)
     steps, seen = [], set()
-    for i, step in enumerate(data):
+    for i, step in enumerate(data["steps"]):
         where = f"{path}: step {i}"
         if not isinstance(step, dict):
             raise PlanError(f"{where}: expected a mapping, got {type(step).__name__}")
         missing = [k for k in STEP_KEYS if step.get(k) in (None, "")]
         if missing:
             raise PlanError(f"{where} ({step.get('name', '?')}): missing {', '.join(missing)}")
-        if step["wait"] not in WAITS:
-            raise PlanError(f"{where} ({step['name']}): wait is {step['wait']!r}, "
-                            f"expected one of {', '.join(WAITS)}")
+        name = step["name"]
+        for key, allowed in (("tool", TOOLS), ("action", ACTIONS), ("wait", WAITS)):
+            if step[key] not in allowed:
+                raise PlanError(f"{where} ({name}): {key} is {step[key]!r}, expected one of "
+                                f"{', '.join(allowed)}")
         if step["wait"] == "complete" and step["kind"] != "Job":
-            raise PlanError(f"{where} ({step['name']}): wait: complete is for Jobs, "
-                            f"not {step['kind']}")
-        if step["name"] in seen:
-            raise PlanError(f"{where}: step name {step['name']!r} appears twice")
-        seen.add(step["name"])
+            raise PlanError(f"{where} ({name}): wait: complete is for Jobs, not {step['kind']}")
+        if step["wait"] != "none" and step["tool"] != "kubectl":
+            raise PlanError(f"{where} ({name}): wait: {step['wait']} needs kubectl, not "
+                            f"{step['tool']}")
+        if step["action"] == "patch" and (step["tool"], step["kind"]) != ("calicoctl", "Node"):
+            raise PlanError(f"{where} ({name}): action: patch is for Calico Nodes (calicoctl), "
+                            f"not {step['tool']} {step['kind']}")
+        if step.get("await") not in (None, "exists"):
+            raise PlanError(f"{where} ({name}): await is {step['await']!r}, expected exists")
+        if step.get("await") and step["tool"] != "calicoctl":
+            raise PlanError(f"{where} ({name}): await: exists is for calicoctl steps")
+        if step["tool"] not in settings["tools"]:
+            raise PlanError(f"{where} ({name}): the plan's tools do not name {step['tool']}")
+        if name in seen:
+            raise PlanError(f"{where}: step name {name!r} appears twice")
+        seen.add(name)
         step = dict(step)
         step["file"] = os.path.join(base, step["file"])
+        step.setdefault("namespace", "")
         steps.append(step)
-    return steps
+    return steps, settings
 
 
 def ref(step: dict) -> str:
-    """kind/object, as kubectl names it: Deployment/keystone-api."""
+    """kind/object, as the tools name it: Deployment/keystone, IPPool/default-ipv4-ippool."""
     return f"{step['kind']}/{step['object']}"
 
 
@@ -126,13 +153,34 @@ def digests(steps: list[dict]) -> dict[str, str]:
             out[step["name"]] = sha256_file(step["file"])
         except FileNotFoundError:
             raise PlanError(f"step {step['name']} ({ref(step)}): its file {step['file']} "
-                            "does not exist; apply kubernetes.control.manifests first") from None
+                            "does not exist; apply kubernetes.master.objects first") from None
     return out
 
 
 def pending(steps: list[dict], record: dict, sums: dict[str, str]) -> list[dict]:
     """The steps whose file differs from the one last applied successfully, in order."""
     return [s for s in steps if record.get(s["name"]) != sums[s["name"]]]
+
+
+def missing_tools(steps: list[dict], tools: dict) -> list[str]:
+    """What the pending steps need and this host lacks, each as one sentence."""
+    out = []
+    kubectl, calicoctl = tools.get("kubectl") or {}, tools.get("calicoctl") or {}
+    used = {s["tool"] for s in steps}
+    if "kubectl" in used:
+        if not os.access(str(kubectl.get("binary")), os.X_OK):
+            out.append(f"{kubectl.get('binary')} is not an executable: install the Kubernetes "
+                       "binaries (kubernetes:common:binaries:install)")
+        if not os.path.isfile(str(kubectl.get("kubeconfig"))):
+            out.append(f"{kubectl.get('kubeconfig')} does not exist: apply kubernetes.master "
+                       "(kubeconfigs) first")
+    if "calicoctl" in used:
+        if not os.access(str(calicoctl.get("binary")), os.X_OK):
+            out.append(f"{calicoctl.get('binary')} is not an executable: install calicoctl "
+                       "(calico:node:calicoctl:install)")
+        if not os.path.isfile(str(calicoctl.get("config"))):
+            out.append(f"{calicoctl.get('config')} does not exist: apply calico.node first")
+    return out
 
 
 # --------------------------------------------------------------------------- record
@@ -145,7 +193,7 @@ def read_record(path: str) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     except ValueError:
-        # unreadable: forget it, so everything is applied again (kubectl apply is idempotent)
+        # unreadable: forget it, so everything is applied again (every action is idempotent)
         return {}
     applied = data.get("applied", {}) if isinstance(data, dict) else {}
     return {k: v for k, v in applied.items() if isinstance(v, str)}
@@ -168,48 +216,84 @@ def write_record(path: str, record: dict[str, str]) -> None:
         raise
 
 
-# --------------------------------------------------------------------------- kubectl
+# --------------------------------------------------------------------------- the tools
 
 
-def base_argv(kubectl: str, kubeconfig: str, namespace: str) -> list[str]:
-    return [kubectl, f"--kubeconfig={kubeconfig}", f"--namespace={namespace}"]
+def kubectl_base(tools: dict, step: dict) -> list[str]:
+    """kubectl with the admin kubeconfig, in the step's namespace (none for cluster-scoped
+    objects: kubectl refuses a --namespace that differs from the object's own)."""
+    k = tools["kubectl"]
+    base = [k["binary"], f"--kubeconfig={k['kubeconfig']}"]
+    if step.get("namespace"):
+        base.append(f"--namespace={step['namespace']}")
+    return base
 
 
-def apply_argv(base: list[str], step: dict, field_manager: str) -> list[str]:
-    """Server-side apply: the API server merges, Salt's field manager owns what it sets
-    (and no last-applied annotation copies a Secret's data into its metadata)."""
-    return [*base, "apply", "--server-side", f"--field-manager={field_manager}",
-            "--force-conflicts", "-f", step["file"]]
+def calicoctl_argv(tools: dict, *args: str) -> list[str]:
+    c = tools["calicoctl"]
+    return [c["binary"], *args, f"--config={c['config']}"]
 
 
-def delete_job_argv(base: list[str], step: dict, timeout: int) -> list[str]:
+def apply_argv(tools: dict, step: dict, field_manager: str) -> list[str]:
+    """kubectl: server-side apply (the API server merges, Salt's field manager owns what it
+    sets, and no last-applied annotation copies a Secret's data into its metadata).
+    calicoctl: apply (create or replace the resource in Calico's datastore)."""
+    if step["tool"] == "calicoctl":
+        return calicoctl_argv(tools, "apply", "-f", step["file"])
+    return [*kubectl_base(tools, step), "apply", "--server-side",
+            f"--field-manager={field_manager}", "--force-conflicts", "-f", step["file"]]
+
+
+def delete_job_argv(tools: dict, step: dict, timeout: int) -> list[str]:
     """A Job's pod template is immutable: a changed Job is deleted (with its pods), then
     created again."""
-    return [*base, "delete", f"job/{step['object']}", "--ignore-not-found",
+    return [*kubectl_base(tools, step), "delete", f"job/{step['object']}", "--ignore-not-found",
             "--cascade=foreground", "--wait=true", f"--timeout={timeout}s"]
 
 
-def wait_argv(base: list[str], step: dict, timeout: int) -> list[str] | None:
+def wait_argv(tools: dict, step: dict, timeout: int) -> list[str] | None:
     if step["wait"] == "rollout":
-        return [*base, "rollout", "status", f"{step['kind'].lower()}/{step['object']}",
-                f"--timeout={timeout}s"]
+        return [*kubectl_base(tools, step), "rollout", "status",
+                f"{step['kind'].lower()}/{step['object']}", f"--timeout={timeout}s"]
     if step["wait"] == "complete":
-        return [*base, "wait", "--for=condition=complete", f"job/{step['object']}",
-                f"--timeout={timeout}s"]
+        return [*kubectl_base(tools, step), "wait", "--for=condition=complete",
+                f"job/{step['object']}", f"--timeout={timeout}s"]
     return None
 
 
-def exists_argv(base: list[str], step: dict) -> list[str]:
-    """`kubectl get <unless_exists>`: prints the object's name if it exists, nothing (exit
-    0) if it does not."""
-    return [*base, "get", step["unless_exists"], "--ignore-not-found", "-o", "name"]
-
-
-def job_failed_argv(base: list[str], step: dict, timeout: int) -> list[str]:
+def job_failed_argv(tools: dict, step: dict, timeout: int) -> list[str]:
     """kubectl wait takes one condition: a second wait, for Failed, runs beside the one
     for Complete, so a failed Job fails the step at once rather than at the timeout."""
-    return [*base, "wait", "--for=condition=failed", f"job/{step['object']}",
-            f"--timeout={timeout}s"]
+    return [*kubectl_base(tools, step), "wait", "--for=condition=failed",
+            f"job/{step['object']}", f"--timeout={timeout}s"]
+
+
+def exists_argv(tools: dict, step: dict) -> list[str]:
+    """`kubectl get <unless_exists>`: prints the object's name if it exists, nothing (exit
+    0) if it does not."""
+    return [*kubectl_base(tools, step), "get", step["unless_exists"], "--ignore-not-found",
+            "-o", "name"]
+
+
+def calico_get_argv(tools: dict, step: dict) -> list[str]:
+    """`calicoctl get <kind> <name>`: exit 0 once the resource exists."""
+    return calicoctl_argv(tools, "get", step["kind"].lower(), step["object"])
+
+
+def patch_argvs(tools: dict, step: dict) -> list[list[str]]:
+    """A Calico Node changed in place: `calicoctl patch` of the file's spec (a strategic
+    merge: what calico-node set stays), then `calicoctl label` of each of its labels."""
+    with open(step["file"], encoding="utf-8") as fh:
+        obj = yaml.safe_load(fh) or {}
+    kind = step["kind"].lower()
+    out = []
+    if obj.get("spec"):
+        out.append(calicoctl_argv(tools, "patch", kind, step["object"],
+                                  f"--patch={json.dumps({'spec': obj['spec']}, sort_keys=True)}"))
+    for key, value in sorted(((obj.get("metadata") or {}).get("labels") or {}).items()):
+        out.append(calicoctl_argv(tools, "label", f"{kind}s", step["object"], f"{key}={value}",
+                                  "--overwrite"))
+    return out
 
 
 def _start(argv: list[str]) -> subprocess.Popen:
@@ -312,37 +396,77 @@ def redact(text: str, values: set[str]) -> str:
 # --------------------------------------------------------------------------- the run
 
 
-def execute(steps: list[dict], record: dict[str, str], sums: dict[str, str], *, base: list[str],
-            field_manager: str, rollout_timeout: int, wait_grace: float,
-            save=None) -> dict:
+def poll(argv: list[str], timeout: float, hard: float, interval: float) -> dict:
+    """Run argv until it exits 0, for up to `timeout` seconds; like run(), plus tries.
+    The last answer is kept: it says why the object is not there yet."""
+    t0 = time.monotonic()
+    tries = 0
+    while True:
+        tries += 1
+        res = run(argv, hard)
+        if res["rc"] == 0 and not res["timed_out"]:
+            break
+        if time.monotonic() - t0 + interval > timeout:
+            res = dict(res, timed_out=True, rc=res["rc"] or 1)
+            break
+        time.sleep(interval)
+    return dict(res, tries=tries, seconds=round(time.monotonic() - t0, 3))
+
+
+def phases(step: dict, tools: dict, field_manager: str, timeout: int) -> list[tuple[str, list]]:
+    """(phase, argv) in order for one step (the await and the Job wait are special-cased
+    by execute)."""
+    out = []
+    if step.get("await") == "exists":
+        out.append(("await", calico_get_argv(tools, step)))
+    if step["action"] == "patch":
+        out += [("patch", argv) for argv in patch_argvs(tools, step)]
+    else:
+        if step["kind"] == "Job" and step["tool"] == "kubectl":
+            out.append(("delete", delete_job_argv(tools, step, timeout)))
+        out.append(("apply", apply_argv(tools, step, field_manager)))
+    wait = wait_argv(tools, step, timeout)
+    if wait:
+        out.append(("wait", wait))
+    return out
+
+
+def execute(steps: list[dict], record: dict[str, str], sums: dict[str, str], *, tools: dict,
+            field_manager: str, rollout_timeout: int, wait_grace: float, save=None,
+            interval: float = POLL) -> dict:
     """Apply and wait for every pending step in order; stop at the first failure.
 
-    `save(record)` is called after each successful step. Returns the report:
-    {changed, skipped, steps: [{name, kind, object, apply_seconds, wait_seconds}],
+    `save(record)` is called after each successful step. A step's own `timeout` wins over
+    rollout_timeout. Returns the report:
+    {changed, skipped, steps: [{name, tool, kind, object, apply_seconds, wait_seconds}],
      rollouts: {name: seconds}, failed: None | {name, kind, object, phase, timed_out,
      message}, not_applied: [names]}."""
     todo = pending(steps, record, sums)
     todo_names = {s["name"] for s in todo}
     secrets = secret_values(steps)
-    hard = rollout_timeout + wait_grace
     report = {"changed": [], "skipped": [s["name"] for s in steps if s["name"] not in todo_names],
               "steps": [], "rollouts": {}, "failed": None, "not_applied": []}
+
+    def fail(i, step, timing, phase, res, timed_out, timeout, hard):
+        report["steps"].append(timing)
+        report["failed"] = {
+            "name": step["name"], "kind": step["kind"], "object": step["object"],
+            "phase": phase, "timed_out": timed_out,
+            "message": describe(step, phase, res, timed_out, timeout, hard, secrets)}
+        report["not_applied"] = [s["name"] for s in todo[i + 1:]]
+        return report
+
     for i, step in enumerate(todo):
-        timing = {"name": step["name"], "kind": step["kind"], "object": step["object"],
-                  "apply_seconds": 0.0, "wait_seconds": None}
+        timeout = int(step.get("timeout") or rollout_timeout)
+        hard = timeout + wait_grace
+        timing = {"name": step["name"], "tool": step["tool"], "kind": step["kind"],
+                  "object": step["object"], "apply_seconds": 0.0, "wait_seconds": None}
         if step.get("unless_exists"):
             # e.g. a release's bootstrap Job (a full db_sync) once the role's workload
             # exists: an upgrade goes through expand / migrate / contract instead
-            res = run(exists_argv(base, step), hard)
+            res = run(exists_argv(tools, step), hard)
             if res["rc"] != 0 or res["timed_out"]:
-                report["steps"].append(timing)
-                report["failed"] = {
-                    "name": step["name"], "kind": step["kind"], "object": step["object"],
-                    "phase": "check", "timed_out": res["timed_out"],
-                    "message": describe(step, "check", res, res["timed_out"],
-                                        rollout_timeout, hard, secrets)}
-                report["not_applied"] = [s["name"] for s in todo[i + 1:]]
-                return report
+                return fail(i, step, timing, "check", res, res["timed_out"], timeout, hard)
             if res["out"].strip():
                 record[step["name"]] = sums[step["name"]]
                 report["skipped"].append(step["name"])
@@ -350,36 +474,22 @@ def execute(steps: list[dict], record: dict[str, str], sums: dict[str, str], *, 
                 if save:
                     save(record)
                 continue
-        phases = []
-        if step["kind"] == "Job":
-            phases.append(("delete", delete_job_argv(base, step, rollout_timeout)))
-        phases.append(("apply", apply_argv(base, step, field_manager)))
-        wait = wait_argv(base, step, rollout_timeout)
-        if wait:
-            phases.append(("wait", wait))
-        failure = None
-        for phase, argv in phases:
-            if phase == "wait" and step["wait"] == "complete":
-                res = race(argv, job_failed_argv(base, step, rollout_timeout), hard)
+        for phase, argv in phases(step, tools, field_manager, timeout):
+            if phase == "await":
+                res = poll(argv, timeout, hard, interval)
+            elif phase == "wait" and step["wait"] == "complete":
+                res = race(argv, job_failed_argv(tools, step, timeout), hard)
             else:
                 res = run(argv, hard)
-            if phase == "wait":
-                timing["wait_seconds"] = res["seconds"]
+            if phase in ("wait", "await"):
+                timing["wait_seconds"] = round((timing["wait_seconds"] or 0) + res["seconds"], 3)
             else:
                 timing["apply_seconds"] = round(timing["apply_seconds"] + res["seconds"], 3)
             timed_out = res["timed_out"] or any(
                 m in res["out"].lower() for m in KUBECTL_TIMEOUT_MARKERS)
             if res["rc"] != 0 or res["timed_out"]:
-                failure = {"phase": phase, "timed_out": timed_out,
-                           "message": describe(step, phase, res, timed_out, rollout_timeout,
-                                               hard, secrets)}
-                break
+                return fail(i, step, timing, phase, res, timed_out, timeout, hard)
         report["steps"].append(timing)
-        if failure:
-            report["failed"] = {"name": step["name"], "kind": step["kind"],
-                                "object": step["object"], **failure}
-            report["not_applied"] = [s["name"] for s in todo[i + 1:]]
-            return report
         if timing["wait_seconds"] is not None:
             report["rollouts"][step["name"]] = timing["wait_seconds"]
         record[step["name"]] = sums[step["name"]]
@@ -389,22 +499,29 @@ def execute(steps: list[dict], record: dict[str, str], sums: dict[str, str], *, 
     return report
 
 
-def describe(step: dict, phase: str, res: dict, timed_out: bool, rollout_timeout: int,
+def describe(step: dict, phase: str, res: dict, timed_out: bool, timeout: int,
              hard: float, secrets: set[str]) -> str:
     """What failed, for the comment and the event: the object, the phase, timeout or exit
-    code, and kubectl's output (Secret values redacted)."""
-    command = {"check": "kubectl get", "delete": "kubectl delete", "apply": "kubectl apply",
+    code, and the tool's output (Secret values redacted)."""
+    tool = step["tool"]
+    command = {"check": "kubectl get", "delete": "kubectl delete", "apply": f"{tool} apply",
+               "patch": "calicoctl patch/label", "await": "calicoctl get",
                "wait": "kubectl rollout status" if step["wait"] == "rollout" else "kubectl wait"}
     failed = {"check": f"checking whether {step.get('unless_exists')} exists failed",
-              "delete": "deleting the previous Job failed", "apply": "kubectl apply failed",
+              "delete": "deleting the previous Job failed", "apply": f"{tool} apply failed",
+              "patch": f"calicoctl could not change {ref(step)}",
+              "await": (f"{ref(step)} was not registered (calico-node creates it when it "
+                        "starts on that node)"),
               "wait": ("rollout did not complete" if step["wait"] == "rollout"
                        else "Job did not complete")}[phase]
     if res.get("job_failed"):
         what = "the Job failed (condition Failed)"
+    elif phase == "await" and timed_out:
+        what = f"timed out: {failed} within {timeout}s ({res.get('tries', 1)} tries)"
     elif res["timed_out"]:
         what = f"timed out: {command[phase]} still running after {hard:g}s, killed"
     elif timed_out:
-        what = f"timed out: {failed} within {rollout_timeout}s"
+        what = f"timed out: {failed} within {timeout}s"
     else:
         what = f"{failed} (exit {res['rc']})"
     out = redact(res["out"], secrets)
@@ -434,36 +551,35 @@ def summary(report: dict) -> str:
 # --------------------------------------------------------------------------- the state
 
 
-def applied(name, kubeconfig, namespace, kubectl="/usr/local/bin/kubectl",
-            state_file="/var/lib/stacksalt/kubernetes-control/applied.json",
-            rollout_timeout=300, wait_grace=10, field_manager="stacksalt",
-            event_tag="stacksalt/kubernetes/control/applied"):
+def applied(name, state_file="/var/lib/stacksalt/kubernetes/applied.json", rollout_timeout=None,
+            wait_grace=10, field_manager="stacksalt",
+            event_tag="stacksalt/kubernetes/objects/applied", tools=None):
     """The objects of the plan `name` (path of apply-plan.yaml) applied in order.
 
     name
-        the apply plan written by kubernetes.control.manifests
-    kubeconfig
-        the admin kubeconfig of this master
-    namespace
-        the namespace of the OpenStack objects (--namespace)
-    kubectl
-        the kubectl binary
+        the apply plan written by kubernetes.master.objects
     state_file
         where the sha256 of each successfully applied step is kept (0600)
     rollout_timeout
-        seconds a rollout or a Job may take (kubectl --timeout); the process is killed
-        wait_grace seconds later if kubectl does not return by itself
+        seconds a step may wait when it names no `timeout` of its own (default: the
+        plan's); the tool is killed wait_grace seconds later if it does not return
     event_tag
         the tag of the event sent to the salt master after a real run
+    tools
+        overrides of the plan's `tools` ({kubectl: {binary, kubeconfig}, calicoctl:
+        {binary, config}}), merged per tool
     """
     ret = {"name": name, "changes": {}, "result": False, "comment": ""}
-    rollout_timeout = int(rollout_timeout)
     try:
-        steps = load_plan(name)
+        steps, settings = load_plan(name)
         sums = digests(steps)
     except PlanError as exc:
         ret["comment"] = str(exc)
         return ret
+    plan_tools = {k: dict(v) for k, v in settings["tools"].items()}
+    for tool, override in (tools or {}).items():
+        plan_tools.setdefault(tool, {}).update(override or {})
+    timeout = int(rollout_timeout or settings["rollout_timeout"])
     record = read_record(state_file)
     todo = pending(steps, record, sums)
     if __opts__.get("test"):  # noqa: F821 (Salt's loader injects __opts__, __salt__)
@@ -472,28 +588,24 @@ def applied(name, kubeconfig, namespace, kubectl="/usr/local/bin/kubectl",
                        "object(s) as last applied")
             return ret
         ret["result"] = None
-        ret["comment"] = (f"would apply {len(todo)} object(s) in order (kubectl not run): "
-                          + ", ".join(f"{s['name']} ({ref(s)}, wait {s['wait']})" for s in todo))
+        ret["comment"] = (f"would apply {len(todo)} object(s) in order (no tool run): "
+                          + ", ".join(f"{s['name']} ({s['tool']} {s['action']} {ref(s)}, "
+                                      f"wait {s['wait']})" for s in todo))
         ret["changes"] = {"would_apply": [s["name"] for s in todo]}
         return ret
     if not todo:
         # nothing to do and nothing run; still report, so the master sees every run
-        report = execute(steps, record, sums, base=[], field_manager=field_manager,
-                         rollout_timeout=rollout_timeout, wait_grace=float(wait_grace))
+        report = execute(steps, record, sums, tools=plan_tools, field_manager=field_manager,
+                         rollout_timeout=timeout, wait_grace=float(wait_grace))
     else:
-        if not os.access(kubectl, os.X_OK):
-            ret["comment"] = (f"{kubectl} is not an executable: install the Kubernetes "
-                              "binaries (kubernetes:common:binaries:install) or set "
-                              "kubernetes:control:kubectl")
-            return ret
-        if not os.path.isfile(kubeconfig):
-            ret["comment"] = (f"{kubeconfig} does not exist: apply kubernetes.master "
-                              "(kubeconfigs) first")
+        missing = missing_tools(todo, plan_tools)
+        if missing:
+            ret["comment"] = "; ".join(missing)
             return ret
         report = execute(
-            steps, record, sums, base=base_argv(kubectl, kubeconfig, namespace),
-            field_manager=field_manager, rollout_timeout=rollout_timeout,
-            wait_grace=float(wait_grace), save=lambda r: write_record(state_file, r))
+            steps, record, sums, tools=plan_tools, field_manager=field_manager,
+            rollout_timeout=timeout, wait_grace=float(wait_grace),
+            save=lambda r: write_record(state_file, r))
     t_total = round(sum(s["apply_seconds"] + (s["wait_seconds"] or 0)
                         for s in report["steps"]), 3)
     minion = __opts__.get("id")  # noqa: F821

@@ -1,8 +1,8 @@
-{%- from "kubernetes/map.jinja" import common, master, pool with context %}
-{%- from "kubernetes/control/map.jinja" import control with context %}
+{#- The kubernetes formula's roles, as the pillar enables them. #}
 {%- set roles = [] %}
-{%- if common.enabled %}{% do roles.append('kubernetes.common') %}{% endif %}
-{%- if master.enabled %}{% do roles.append('kubernetes.master') %}{% endif %}
-{%- if pool.enabled %}{% do roles.append('kubernetes.pool') %}{% endif %}
-{%- if control.enabled %}{% do roles.append('kubernetes.control') %}{% endif %}
+{%- for role in ('common', 'master', 'pool', 'control') %}
+{%- if salt['pillar.get']('kubernetes:' ~ role ~ ':enabled', False) %}
+{%- do roles.append('kubernetes.' ~ role) %}
+{%- endif %}
+{%- endfor %}
 include: {{ roles | json }}

@@ -40,6 +40,10 @@ def _config(root: Path, workdir: Path, minion_id: str | None, deployment: str) -
         "ext_pillar": [{"reclass": {"inventory_base_uri": str(paths.reclass_dir(root))}}],
         "gpg_keydir": str(secrets.keyring_dir(deployment)),
         "pillar_raise_on_missing": False,
+        # the custom modules straight from the checkout (a minion gets them synced; a
+        # local render has no sync): the objects builder, the apply state
+        "module_dirs": [str(paths.formulas_dir(root) / "_modules")],
+        "states_dirs": [str(paths.formulas_dir(root) / "_states")],
     }
     if minion_id:
         conf["id"] = minion_id

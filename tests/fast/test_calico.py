@@ -1,6 +1,8 @@
 """The calico formula rendered with real pillars: lab (full mesh) and production (route
-reflectors, mesh off, ToR peers). Every Kubernetes object passes the strict Kubernetes
-schema, every Calico resource the Calico validator; the validator itself rejects bad input."""
+reflectors, mesh off, ToR peers), with Calico's objects and resources as the masters write
+them (kubernetes.master.objects, built from calico:node by the stacksalt_objects module).
+Every Kubernetes object passes the strict Kubernetes schema, every Calico resource the
+Calico validator; the validator itself rejects bad input."""
 
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ from stacksalt.validate import calico
 pytestmark = pytest.mark.fast
 
 K8S_VERSIONS = ("1.33", "1.34")
-ADDONS = "/etc/kubernetes/addons/calico/"
-RESOURCES = "/etc/calico/resources/"
+ADDONS = "/etc/kubernetes/objects/calico/"
+RESOURCES = ADDONS + "resources/"
+NODES = ADDONS + "nodes/"
+PLAN = "/etc/kubernetes/objects/apply-plan.yaml"
 PKI = {"ca": "/etc/calico/pki/ca.crt", "cert": "/etc/calico/pki/etcd-client.crt",
        "key": "/etc/calico/pki/etcd-client.key"}
 CALICOCTL_SHA256 = {
@@ -44,13 +48,18 @@ def args(state: dict[str, Any], module: str) -> dict[str, Any]:
 
 
 def files(states: dict[str, Any], prefix: str = "/") -> dict[str, Any]:
-    """{path: dataset} of every file.serialize of one node under `prefix`."""
+    """{path: dataset} of every file.serialize of one node in the directory `prefix` (a
+    path ending in /: that directory, not below it), or under it (any other prefix)."""
     out = {}
     for state in states.values():
         if isinstance(state, dict) and "file" in state and "serialize" in state["file"]:
             a = args(state, "file")
-            if str(a["name"]).startswith(prefix):
-                out[a["name"]] = a["dataset"]
+            name = str(a["name"])
+            if prefix.endswith("/") and prefix != "/":
+                if name.rsplit("/", 1)[0] + "/" == prefix:
+                    out[name] = a["dataset"]
+            elif name.startswith(prefix):
+                out[name] = a["dataset"]
     return out
 
 
@@ -77,7 +86,7 @@ def rendered(lab_secrets) -> dict[str, dict[str, Any]]:
 
     def one(job):
         dep, node = job
-        return node, saltrender.show_sls(node, dep, ["calico"])
+        return node, saltrender.show_sls(node, dep, ["calico", "kubernetes.master.objects"])
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         return dict(pool.map(one, jobs))
@@ -271,7 +280,10 @@ def test_calico_node_daemonset(rendered, lab_params):
 
 def test_no_certificate_or_secret_in_any_object(rendered):
     for node in ("mst01.lab.local", "mst01.prod.local"):
-        for path, obj in files(rendered[node]).items():
+        calico = {path: obj for prefix in (ADDONS.rstrip("/"), "/etc/calico", "/etc/cni")
+                  for path, obj in files(rendered[node], prefix).items()}
+        assert len(calico) > 10, sorted(calico)
+        for path, obj in calico.items():
             text = json.dumps(obj)
             assert "BEGIN" not in text and '"secret"' not in text, path
             assert obj.get("kind") != "Secret", path
@@ -305,7 +317,9 @@ def test_production_resources_route_reflectors_and_peers(rendered, prod_params):
     assert [p for p in peers.values() if "node" not in p and "peerIP" in p], "no global peer"
     assert peers["peer-with-route-reflectors"] == {
         "nodeSelector": "all()", "peerSelector": "route-reflector == 'true'"}
-    rrs = {name: o for (kind, name), o in res.items() if kind == "Node"}
+    assert not [k for k in res if k[0] == "Node"], "a Node is patched, never applied"
+    rrs = {name: o for (kind, name), o in by_kind(rendered["mst01.prod.local"], NODES).items()
+           if kind == "Node"}
     assert sorted(rrs) == sorted(r["node"] for r in prod_params["calico_bgp_route_reflectors"])
     for rr in prod_params["calico_bgp_route_reflectors"]:
         node = rrs[rr["node"]]
@@ -315,7 +329,7 @@ def test_production_resources_route_reflectors_and_peers(rendered, prod_params):
 
 @pytest.mark.parametrize("node", ["mst01.lab.local", "mst01.prod.local", "mst02.prod.local"])
 def test_every_calico_resource_passes_the_validator(rendered, node):
-    objs = files(rendered[node], RESOURCES)
+    objs = {**files(rendered[node], RESOURCES), **files(rendered[node], NODES)}
     assert objs
     for path, obj in objs.items():
         assert calico.validate(obj) == [], path
@@ -331,22 +345,30 @@ def test_production_installs_calicoctl_pinned(rendered, prod_params):
         assert a["source_hash"] == f"sha256={CALICOCTL_SHA256['amd64']}"
 
 
-def test_production_applies_from_one_master_only(rendered):
-    applier = cmds(rendered["mst01.prod.local"])
-    for node in ("mst02.prod.local", "ctl01.prod.local", "cmp001.prod.local"):
+def test_production_applies_every_resource_through_the_plan(rendered):
+    """No command of any Calico state runs calicoctl: every resource is a calicoctl step
+    of the masters' one plan, the route reflectors' Nodes a patch awaiting calico-node's
+    registration of that node, after calico-node's rollout."""
+    for node in RENDER["production"]:
         assert cmds(rendered[node]) == {}, node
-    files_ = files(rendered["mst01.prod.local"], RESOURCES)
-    assert len(applier) == len(files_)
-    for path in files_:
-        matching = [c for c in applier.values() if f" {path} " in c]
-        assert len(matching) == 1, path
-    apply = applier["calico-node-resource-ippool-default-ipv4-ippool-applied"]
-    assert apply.startswith("/usr/local/bin/calicoctl apply -f " + RESOURCES)
-    patch = applier["calico-node-resource-node-mst01-patched"]
-    assert "calicoctl patch node mst01 --patch '" in patch
-    assert "calicoctl label nodes mst01 route-reflector=true --overwrite" in patch
-    state = rendered["mst01.prod.local"]["calico-node-resource-node-mst01-patched"]
-    assert args(state, "cmd")["onlyif"] == "/usr/local/bin/calicoctl get node mst01"
+    plan = files(rendered["mst01.prod.local"], PLAN)[PLAN]
+    steps = {s["file"]: s for s in plan["steps"]}
+    order = [s["name"] for s in plan["steps"]]
+    top = PLAN.rsplit("/", 1)[0] + "/"
+    for path, obj in files(rendered["mst01.prod.local"], RESOURCES).items():
+        s = steps[path[len(top):]]
+        assert (s["tool"], s["action"], s["kind"], s["object"]) == (
+            "calicoctl", "apply", obj["kind"], obj["metadata"]["name"]), s
+        assert order.index(s["name"]) < order.index("daemonset/calico-node"), s
+    nodes = files(rendered["mst01.prod.local"], NODES)
+    assert len(nodes) == 2
+    for path, obj in nodes.items():
+        s = steps[path[len(top):]]
+        assert s["object"] == obj["metadata"]["name"], s
+        assert (s["tool"], s["action"], s.get("await")) == ("calicoctl", "patch", "exists"), s
+        assert order.index(s["name"]) > order.index("daemonset/calico-node"), s
+    assert plan["tools"]["calicoctl"] == {"binary": "/usr/local/bin/calicoctl",
+                                          "config": "/etc/calico/calicoctl.cfg"}
 
 
 def test_production_arm64_pins_its_own_checksum():

@@ -23,14 +23,14 @@ from typing import Any
 import pytest
 import yaml
 
-from stacksalt import paths, secrets
+from stacksalt import objects, paths, secrets
 from stacksalt.deployment import Deployment
 from stacksalt.validate import collect
 from tests.conftest import deployments
 
 pytestmark = pytest.mark.fast
 
-PREFIX = "kubernetes-control-"
+PREFIX = "kubernetes-master-object"
 HANDLERS = ("httpGet", "tcpSocket", "exec")
 
 
@@ -54,21 +54,37 @@ def model(deployment) -> dict[str, Any]:
     return masters
 
 
+def objects_dir(params: dict[str, Any]) -> str:
+    """kubernetes:master:objects:dir of the model, else the formula's default."""
+    default = objects.defaults()["kubernetes"]["master"]["objects"]["dir"]
+    return params["kubernetes"]["master"].get("objects", {}).get("dir") or default
+
+
 @pytest.fixture(scope="module")
 def written(deployment, model) -> dict[str, dict[str, dict[str, Any]]]:
-    """{master: {path relative to manifest_dir: {id, dataset, mode, show_changes}}}."""
+    """{master: {path relative to <objects dir>/openstack: {id, dataset, mode,
+    show_changes}}}, and under "apply-plan.yaml" the plan with the OpenStack steps only
+    (their files relative to openstack/ too)."""
     rendered = collect.rendered(deployment)
     out = {}
     for node, params in model.items():
-        top = params["kubernetes"]["control"]["manifest_dir"].rstrip("/") + "/"
+        top = objects_dir(params).rstrip("/") + "/"
         files = {}
         for state_id, state in rendered[node].items():
             if not state_id.startswith(PREFIX) or not isinstance(state, dict):
                 continue
             for call, kwargs in collect.state_calls(state):
-                if call == "file.serialize":
-                    assert kwargs["name"].startswith(top), (state_id, kwargs["name"])
-                    files[kwargs["name"][len(top):]] = {"id": state_id, **kwargs}
+                if call != "file.serialize":
+                    continue
+                assert kwargs["name"].startswith(top), (state_id, kwargs["name"])
+                rel = kwargs["name"][len(top):]
+                if rel == "apply-plan.yaml":
+                    plan = dict(kwargs["dataset"])
+                    plan["steps"] = [dict(s, file=s["file"][len("openstack/"):])
+                                     for s in plan["steps"] if s["component"] == "openstack"]
+                    files[rel] = {"id": state_id, **kwargs, "dataset": plan}
+                elif rel.startswith("openstack/"):
+                    files[rel[len("openstack/"):]] = {"id": state_id, **kwargs}
         out[node] = files
     return out
 
@@ -87,7 +103,7 @@ def roles(params: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r: s for r, s in services.items() if s.get("enabled")}
 
 
-def objects(files: dict[str, dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+def of_kind(files: dict[str, dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {f["dataset"]["metadata"]["name"]: f["dataset"] for f in files.values()
             if collect.is_object(f["dataset"]) and f["dataset"]["kind"] == kind}
 
@@ -130,7 +146,7 @@ def test_workloads_have_the_zero_downtime_shape(model, written):
         control = params["kubernetes"]["control"]
         builds = params["docker"]["build"]["image"]
         files = written[node]
-        workloads = {**objects(files, "Deployment"), **objects(files, "DaemonSet")}
+        workloads = {**of_kind(files, "Deployment"), **of_kind(files, "DaemonSet")}
         for role, spec in roles(params).items():
             obj = workloads[role]
             pod = obj["spec"]["template"]["spec"]
@@ -146,7 +162,7 @@ def test_workloads_have_the_zero_downtime_shape(model, written):
                     assert strategy["type"] == "RollingUpdate", role
                     assert strategy["rollingUpdate"]["maxUnavailable"] == 0, role
                     assert strategy["rollingUpdate"]["maxSurge"] >= 1, role
-                pdb = objects(files, "PodDisruptionBudget")[role]
+                pdb = of_kind(files, "PodDisruptionBudget")[role]
                 assert pdb["spec"]["selector"] == obj["spec"]["selector"]
                 assert 0 <= pdb["spec"]["minAvailable"] <= max(obj["spec"]["replicas"] - 1, 0)
             else:
@@ -191,7 +207,7 @@ def test_pod_annotations_hash_config_and_secrets(deployment, model, written):
     values = secrets.decrypt_all(deployment)
     for node, params in model.items():
         files = written[node]
-        workloads = {**objects(files, "Deployment"), **objects(files, "DaemonSet")}
+        workloads = {**of_kind(files, "Deployment"), **of_kind(files, "DaemonSet")}
         for role, spec in roles(params).items():
             build = params["docker"]["build"]["image"][spec["image"]]
             baked = {}
@@ -207,7 +223,7 @@ def test_pod_annotations_hash_config_and_secrets(deployment, model, written):
             assert ok, f"{role}: secret-hash is not the sha256 of its secrets"
     # distinct configs, distinct hashes
     hashes = {w["metadata"]["name"]: w["spec"]["template"]["metadata"]["annotations"][
-        "stacksalt.io/config-hash"] for w in objects(next(iter(written.values())),
+        "stacksalt.io/config-hash"] for w in of_kind(next(iter(written.values())),
                                                      "Deployment").values()}
     assert len(set(hashes.values())) == len(hashes), hashes
 
@@ -215,9 +231,9 @@ def test_pod_annotations_hash_config_and_secrets(deployment, model, written):
 def test_services_select_only_the_workload_pods(model, written):
     for node, params in model.items():
         files = written[node]
-        workloads = objects(files, "Deployment")
-        jobs = objects(files, "Job")
-        for role, svc in objects(files, "Service").items():
+        workloads = of_kind(files, "Deployment")
+        jobs = of_kind(files, "Job")
+        for role, svc in of_kind(files, "Service").items():
             spec = roles(params)[role]
             assert svc["spec"]["type"] == spec.get("service_type", "ClusterIP")
             assert {p["name"]: p["port"] for p in svc["spec"]["ports"]} == spec["ports"]
@@ -233,7 +249,7 @@ def test_services_select_only_the_workload_pods(model, written):
 def test_jobs_are_per_release(model, written):
     for node, params in model.items():
         control = params["kubernetes"]["control"]
-        jobs = objects(written[node], "Job")
+        jobs = of_kind(written[node], "Job")
         seen = set()
         for role, spec in roles(params).items():
             version = params["docker"]["build"]["image"][spec["image"]]["version"]
@@ -257,7 +273,7 @@ def test_jobs_are_per_release(model, written):
 
 def test_persistent_volumes(model, written):
     for node, params in model.items():
-        claims = objects(written[node], "PersistentVolumeClaim")
+        claims = of_kind(written[node], "PersistentVolumeClaim")
         for role, spec in roles(params).items():
             for vol, v in spec.get("volumes", {}).items():
                 if v["type"] != "pvc":
@@ -280,7 +296,8 @@ def test_the_secret_is_the_only_file_with_secret_values(deployment, model, writt
         path = f"00-secret/secret-{control['secret_name']}.yaml"
         secret = files[path]
         assert secret["mode"] == "0600" and secret["show_changes"] is False
-        directory = rendered[node][f"{PREFIX}00-secret-directory-managed"]
+        directory = rendered[node][
+            "kubernetes-master-objects-openstack-00-secret-directory-managed"]
         assert dict(next(collect.state_calls(directory))[1])["mode"] == "0700"
         assert all(f["mode"] == "0644" for p, f in files.items() if p != path)
         obj = secret["dataset"]
@@ -305,7 +322,7 @@ def test_the_secret_is_the_only_file_with_secret_values(deployment, model, writt
 def test_stale_manifests_are_removed(model, written, deployment):
     rendered = collect.rendered(deployment)
     for node in model:
-        state = rendered[node][f"{PREFIX}stale-manifests-removed"]
+        state = rendered[node]["kubernetes-master-objects-stale-files-removed"]
         _, kwargs = next(collect.state_calls(state))
         assert kwargs["clean"] is True
         required = {r["file"] for r in kwargs["require"]}
@@ -318,15 +335,20 @@ def test_apply_plan_order(model, written):
         plan = files["apply-plan.yaml"]["dataset"]
         assert not collect.is_object(plan)  # not a Kubernetes object
         control = params["kubernetes"]["control"]
-        assert plan["namespace"] == control["namespace"]
-        assert plan["rollout_timeout"] == control["rollout_timeout"]
         steps = [dict(s) for s in plan["steps"]]
         spec_of = roles(params)
         objs = {p: f["dataset"] for p, f in files.items() if p != "apply-plan.yaml"}
         # every object exactly once, with its kind and name
         assert sorted(s["file"] for s in steps) == sorted(objs)
         for s in steps:
-            keys = {"name", "kind", "object", "file", "wait", "role"}
+            keys = {"name", "component", "tool", "action", "kind", "object", "namespace",
+                    "file", "wait", "role"}
+            assert (s.pop("tool"), s.pop("action")) == ("kubectl", "apply"), s
+            assert s.pop("namespace") == ("" if s["kind"] == "Namespace"
+                                          else control["namespace"]), s
+            if s["wait"] != "none":
+                assert s.pop("timeout") == control["rollout_timeout"], s
+            keys -= {"tool", "action", "namespace"}
             if s["kind"] == "Job" and s["object"].startswith(f"{s['role']}-bootstrap-"):
                 # first install only: skipped once the role's workload exists
                 kind = spec_of[s["role"]].get("kind", "Deployment").lower()

@@ -1,5 +1,5 @@
-"""kubernetes.control.manifests applied for real by Salt on this host (salt-call --local
-with mst01's real pillar), into a temporary manifest_dir: no Docker, nothing outside it.
+"""kubernetes.master.objects applied for real by Salt on this host (salt-call --local
+with mst01's real pillar), into a temporary objects dir: no Docker, nothing outside it.
 
 The first run writes every object and the plan with their modes (the Secret 0600 in a
 0700 directory); a second run changes nothing; a file no longer rendered (an earlier
@@ -22,12 +22,12 @@ from stacksalt import saltrender, secrets
 pytestmark = pytest.mark.fast
 
 MINION, DEPLOYMENT = "mst01.lab.local", "lab"
-SLS = "kubernetes.control.manifests"
+SLS = "kubernetes.master.objects"
 
 
 def run(top: Path) -> dict[str, dict]:
-    """state.apply of the manifests into ``top``: {state id: result}; every state passed."""
-    pillar = json.dumps({"kubernetes": {"control": {"manifest_dir": str(top)}}})
+    """state.apply of the objects into ``top``: {state id: result}; every state passed."""
+    pillar = json.dumps({"kubernetes": {"master": {"objects": {"dir": str(top)}}}})
     out = saltrender.salt_call(MINION, DEPLOYMENT, "state.apply", SLS, f"pillar={pillar}")
     results = {key.split("_|-")[1]: value for key, value in out.items()}
     failed = [k for k, v in results.items() if not v["result"]]
@@ -56,13 +56,15 @@ def mode(path: Path) -> str:
 
 
 def test_apply_write_rerun_clean_and_restore(tmp_path, values):
-    top = tmp_path / "openstack"
+    top = tmp_path / "objects"
     first = run(top)
     assert leaks(first, values) == 0
     assert len(changed(first)) == len(first) - 1  # all but the clean-up
     files = sorted(p for p in top.rglob("*") if p.is_file())
-    assert len(files) > 40
-    secret_dir = top / "00-secret"
+    assert len(files) > 60
+    assert {p.relative_to(top).parts[0] for p in files} == {
+        "apply-plan.yaml", "calico", "coredns", "openstack"}
+    secret_dir = top / "openstack" / "00-secret"
     assert mode(top) == "755" and mode(secret_dir) == "700"
     for path in files:
         assert mode(path) == ("600" if path.parent == secret_dir else "644"), path
@@ -76,13 +78,13 @@ def test_apply_write_rerun_clean_and_restore(tmp_path, values):
 
     assert changed(run(top)) == {}, "a second run changes something"
 
-    stale = top / "30-glance-api" / "job-glance-api-contract-epoxy.yaml"
+    stale = top / "openstack" / "30-glance-api" / "job-glance-api-contract-epoxy.yaml"
     stale.write_text("kind: Job\n")
-    gone = top / "50-retired"
+    gone = top / "openstack" / "50-retired"
     gone.mkdir()
     (gone / "deployment-retired.yaml").write_text("kind: Deployment\n")
     results = run(top)
-    assert list(changed(results)) == ["kubernetes-control-stale-manifests-removed"]
+    assert list(changed(results)) == ["kubernetes-master-objects-stale-files-removed"]
     assert not stale.exists() and not gone.exists()
     assert all(p.exists() for p in files)
 
@@ -91,9 +93,9 @@ def test_apply_write_rerun_clean_and_restore(tmp_path, values):
     secret.write_text("")
     secret.chmod(0o644)
     results = run(top)
-    assert list(changed(results)) == [
-        f"kubernetes-control-00-secret-{secret.stem}-managed"]
-    assert changed(results)[f"kubernetes-control-00-secret-{secret.stem}-managed"] == {
+    state_id = f"kubernetes-master-object-openstack-00-secret-{secret.stem}-managed"
+    assert list(changed(results)) == [state_id]
+    assert changed(results)[state_id] == {
         "diff": "<show_changes=False>", "mode": "0600"}
     assert leaks(results, values) == 0
     same = secret.read_bytes() == content

@@ -2,8 +2,9 @@
 
 A temporary clone of the repository gets the checkout's working tree (reclass/ and
 formulas/, committed as one commit when it differs from HEAD), then a commit that
-changes the model; the plan between the two commits is computed by rendering one master
-of each (``kubernetes.control.manifests``) and must show exactly what the change means:
+changes the model; the plan between the two commits is computed by building one master's
+objects at each (the objects builder of that commit) and must show exactly what the change
+means:
 
 - openstack_version flamingo -> gazpacho: only image tags, per-release Jobs (new ones,
   and the old release's gone) and config hashes (the release is in the baked config);
@@ -131,7 +132,7 @@ def test_cli_prints_the_plan(repo, capsys):
                      "--repo", str(clone)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1] == ("deployment/nova-controller "
-                      "(30-nova-controller/deployment-nova-controller.yaml):")
+                      "(openstack/30-nova-controller/deployment-nova-controller.yaml):")
     assert re.fullmatch(r"    spec\.template\.metadata\.annotations\.stacksalt\.io/config-hash: "
                         r"[0-9a-f]{12} -> [0-9a-f]{12} \[config-hash\]", out[2]), out
     assert re.fullmatch(r"1 objects change \(config-hash 1\); \d+ unchanged", out[-1]), out

@@ -1,11 +1,15 @@
-"""kubernetes.control.apply run for real by Salt on mst01 (the applying master) against a
-recording kubectl whose answers the test controls (no API server can run here).
+"""kubernetes.master.apply run for real by Salt on mst01 (the applying master) against the
+recording kubectl and calicoctl, whose answers the test controls (no API server or Calico
+can run here).
 
-The recorder (tests/lab/kubectl_recorder.py) is installed at the path the state uses in
-production (/usr/local/bin/kubectl; the lab installs no Kubernetes binary) and removed
-afterwards; `kubernetes:control:apply` is switched on by a command-line pillar for these
-runs only. Asserted: plan order, nothing applied twice, stop at a failing rollout, a
-hanging rollout is a timeout, the report event reaches the master, no secret value on a
+The recorder (tests/lab/cluster_recorder.py) is installed at the paths the plan names in
+production (/usr/local/bin/kubectl and /usr/local/bin/calicoctl; the lab installs
+neither), run by the node's Salt interpreter, and removed afterwards; it needs what the
+real tools need (the admin kubeconfig, calicoctl's etcd certificates the lab issued, the
+namespaces and a pod network before pods can run). `kubernetes:master:objects:apply` is
+switched on by a command-line pillar for these runs only. Asserted: the one plan's order
+(Calico, then CoreDNS, then OpenStack), nothing applied twice, stop at a failing rollout,
+a hanging rollout is a timeout, the report event reaches the master, no secret value on a
 command line or in the state's output."""
 
 from __future__ import annotations
@@ -25,17 +29,22 @@ pytestmark = pytest.mark.lab
 
 APPLIER = "mst01.lab.local"
 MASTERS = ["mst01.lab.local", "mst02.lab.local", "mst03.lab.local"]
-KUBECTL = "/usr/local/bin/kubectl"
+TOOLS = ("/usr/local/bin/kubectl", "/usr/local/bin/calicoctl")
+INTERPRETER = "/opt/salt/bin/python3"
 REC_DIR = "/var/lib/kubectl-recorder"
-STATE_FILE = "/var/lib/stacksalt/kubernetes-control/applied.json"
-PLAN = "/etc/kubernetes/openstack/apply-plan.yaml"
-STATE_KEY = ("stacksalt_kubernetes_|-kubernetes-control-objects-applied_|-"
+STATE_FILE = "/var/lib/stacksalt/kubernetes/applied.json"
+TOP = "/etc/kubernetes/objects"
+PLAN = f"{TOP}/apply-plan.yaml"
+STATE_KEY = ("stacksalt_kubernetes_|-kubernetes-master-objects-applied_|-"
              f"{PLAN}_|-applied")
-TAG = "stacksalt/kubernetes/control/applied"
+TAG = "stacksalt/kubernetes/objects/applied"
 ROLLOUT_TIMEOUT, WAIT_GRACE = 2, 1
-PILLAR = {"kubernetes": {"control": {"apply": True, "rollout_timeout": ROLLOUT_TIMEOUT,
-                                     "wait_grace": WAIT_GRACE}}}
-MARKER = "A recording stand-in for kubectl"
+PILLAR = {"kubernetes": {
+    "master": {"objects": {"apply": True, "rollout_timeout": ROLLOUT_TIMEOUT,
+                           "wait_grace": WAIT_GRACE}},
+    "control": {"rollout_timeout": ROLLOUT_TIMEOUT}}}
+MARKER = "A recording stand-in for kubectl and calicoctl"
+NODES = ["mst01", "mst02", "mst03", "ctl01", "ctl02", "ctl03", "cmp01", "cmp02"]
 
 
 def sh(container, cmd: str) -> str:
@@ -47,33 +56,36 @@ def sh(container, cmd: str) -> str:
 
 @pytest.fixture(scope="module")
 def recorder(lab):
-    """The recorder as mst01's kubectl, with a fresh call log and apply record."""
+    """The recorder as mst01's kubectl and calicoctl, with a fresh call log, cluster
+    model and apply record."""
     mst = lab.container(APPLIER)
-    existing = mst.exec_run(["cat", KUBECTL])
-    if existing.exit_code == 0 and MARKER not in existing.output.decode(errors="replace"):
-        pytest.fail(f"{APPLIER} has a real {KUBECTL}: these tests would drive it")
-    with open(os.path.join(os.path.dirname(__file__), "kubectl_recorder.py"), "rb") as fh:
-        source = fh.read()
-    _put(mst, KUBECTL, source, 0o755)
+    for tool in TOOLS:
+        existing = mst.exec_run(["cat", tool])
+        if existing.exit_code == 0 and MARKER not in existing.output.decode(errors="replace"):
+            pytest.fail(f"{APPLIER} has a real {tool}: these tests would drive it")
+    with open(os.path.join(os.path.dirname(__file__), "cluster_recorder.py"), "rb") as fh:
+        source = fh.read().replace(b"#!/usr/bin/python3", f"#!{INTERPRETER}".encode(), 1)
+    for tool in TOOLS:
+        _put(mst, tool, source, 0o755)
     sh(mst, f"mkdir -p {REC_DIR} && rm -f {STATE_FILE}")
     rec = Recorder(mst)
     rec.answer([])
     yield rec
-    sh(mst, f"rm -rf {KUBECTL} {REC_DIR} {STATE_FILE}")
+    sh(mst, f"rm -rf {' '.join(TOOLS)} {REC_DIR} {STATE_FILE}")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def model_manifests_restored(lab):
+def model_objects_restored(lab):
     """The tests render mst01's plan with a test pillar (short rollout timeout): afterwards
     mst01 gets the model's rendering back, so the lab is as a plain state.apply leaves it."""
     yield
     res = lab.master.exec_run(["salt", "--out=json", "--static", "--timeout=240", APPLIER,
-                               "state.apply", "kubernetes.control.manifests"])
+                               "state.apply", "kubernetes.master.objects"])
     raw = res.output.decode(errors="replace")
     states = summary.json_from(raw).get(APPLIER)
     assert isinstance(states, dict), f"no state return from {APPLIER}: {raw[-3000:]}"
     failed = [k for k, v in states.items() if v.get("result") is False]
-    assert not failed, f"restoring the model's manifests failed: {failed}"
+    assert not failed, f"restoring the model's objects failed: {failed}"
 
 
 def _put(container, path: str, data: bytes, mode: int) -> None:
@@ -90,44 +102,56 @@ class Recorder:
         self.c = container
 
     def answer(self, rules: list[dict]) -> None:
-        _put(self.c, f"{REC_DIR}/answers.json", json.dumps({"rules": rules}).encode(), 0o644)
+        body = json.dumps({"rules": rules, "nodes": NODES}).encode()
+        _put(self.c, f"{REC_DIR}/answers.json", body, 0o644)
         sh(self.c, f"rm -f {REC_DIR}/calls.jsonl")
 
     def raw(self) -> str:
         res = self.c.exec_run(["cat", f"{REC_DIR}/calls.jsonl"])
         return res.output.decode(errors="replace") if res.exit_code == 0 else ""
 
-    def calls(self) -> list[list[str]]:
-        return [json.loads(line)["argv"] for line in self.raw().splitlines()]
+    def calls(self) -> list[dict]:
+        return [json.loads(line) for line in self.raw().splitlines()]
 
     def forget_applied(self) -> None:
-        sh(self.c, f"rm -f {STATE_FILE}")
+        """A cluster as new: no apply record, nothing in the recorder's cluster."""
+        sh(self.c, f"rm -f {STATE_FILE} {REC_DIR}/cluster.json")
 
 
-def verbs(calls: list[list[str]]) -> list[tuple[str, str]]:
-    """(verb, what): ('apply', relative file) / ('rollout'|'wait'|'delete', kind/object)."""
+def verbs(calls: list[dict]) -> list[tuple[str, str]]:
+    """(verb, what): ('apply', file relative to the objects dir), ('patch', node name),
+    ('rollout'|'wait'|'delete', kind/object), ('get', ...), ('label', ...)."""
     out = []
-    for argv in calls:
-        rest = [a for a in argv if not a.startswith(("--kubeconfig=", "--namespace="))]
+    for call in calls:
+        rest = [a for a in call["argv"]
+                if not a.startswith(("--kubeconfig=", "--namespace=", "--config="))]
         if "--for=condition=failed" in rest:
             continue  # the watcher beside each Job's wait for Complete
         if rest[0] == "apply":
-            out.append(("apply", rest[rest.index("-f") + 1].split("/openstack/", 1)[1]))
+            out.append(("apply", rest[rest.index("-f") + 1][len(TOP) + 1:]))
         elif rest[0] == "rollout":
             out.append(("rollout", rest[2]))
         elif rest[0] == "wait":
             out.append(("wait", next(a for a in rest if a.startswith("job/"))))
         elif rest[0] == "delete":
             out.append(("delete", rest[1]))
+        elif rest[0] == "patch":
+            out.append(("patch", rest[2]))
         else:
             out.append((rest[0], " ".join(rest[1:])))
     return out
 
 
+def acted(steps: list[dict]) -> list[tuple[str, str]]:
+    """What each step of the plan does first: ('apply', file) or ('patch', node)."""
+    return [("patch", s["object"]) if s["action"] == "patch" else ("apply", s["file"])
+            for s in steps]
+
+
 def apply(lab, pillar: dict | None = PILLAR, test: bool = False) -> tuple[dict, dict, str]:
-    """state.apply kubernetes.control.apply on mst01: (the apply state's return, all
+    """state.apply kubernetes.master.apply on mst01: (the apply state's return, all
     states, the raw output)."""
-    args = [APPLIER, "state.apply", "kubernetes.control.apply"]
+    args = [APPLIER, "state.apply", "kubernetes.master.apply"]
     if pillar is not None:
         args.append(f"pillar={json.dumps(pillar)}")
     if test:
@@ -173,7 +197,7 @@ class EventListener:
 
 def test_apply_is_off_in_the_lab(lab, recorder):
     ret, states, raw = apply(lab, pillar=None)
-    assert ret is None, "the lab model applies (kubernetes:control:apply should be false)"
+    assert ret is None, "the lab model applies (kubernetes:master:objects:apply should be false)"
     assert any("switched-off" in k and v["result"] for k, v in states.items()), raw[-2000:]
     assert recorder.calls() == []
 
@@ -182,7 +206,7 @@ def test_other_masters_render_and_leave_the_apply_to_mst01(lab, recorder):
     for member in MASTERS[1:]:
         res = lab.master.exec_run(
             ["salt", "--out=json", "--static", "--timeout=240", member, "state.apply",
-             "kubernetes.control.apply", f"pillar={json.dumps(PILLAR)}", "test=True"])
+             "kubernetes.master.apply", f"pillar={json.dumps(PILLAR)}", "test=True"])
         raw = res.output.decode(errors="replace")
         assert "mst01 applies them" in raw, raw[-2000:]
         assert "objects-applied" not in raw
@@ -197,11 +221,14 @@ def test_first_apply_follows_the_plan_and_reports_to_the_master(lab, recorder, l
     plan = lab.host(APPLIER).file(PLAN).content_string
     steps = yaml.safe_load(plan)["steps"]
     calls = verbs(recorder.calls())
-    applied = [what for verb, what in calls if verb == "apply"]
-    # (a) every object applied once, in the plan's order
-    assert applied == [s["file"] for s in steps]
+    # (a) every object applied once, in the plan's order: Calico, CoreDNS, OpenStack
+    assert [c for c in calls if c[0] in ("apply", "patch")] == acted(steps)
+    components = [s["component"] for s in steps]
+    assert components == sorted(components, key=["calico", "coredns", "openstack"].index)
+    assert set(components) == {"calico", "coredns", "openstack"}
+    assert [s["tool"] for s in steps[:2]] == ["calicoctl", "calicoctl"]  # IPPool, BGP
     kinds = {s["file"]: s for s in steps}
-    order = [kinds[f] for f in applied]
+    order = [s for s in steps if s["component"] == "openstack"]
     assert [s["kind"] for s in order[:2]] == ["Namespace", "Secret"]
     roles = [s["role"] for s in order if s["kind"] in ("Deployment", "DaemonSet")]
     infra = {"mariadb", "memcached", "rabbitmq"}
@@ -224,9 +251,16 @@ def test_first_apply_follows_the_plan_and_reports_to_the_master(lab, recorder, l
         if verb == "apply" and kinds[what]["wait"] != "none":
             assert calls[i + 1][0] in ("rollout", "wait"), calls[i:i + 2]
             assert calls[i + 1][1].endswith("/" + kinds[what]["object"])
-    for argv in recorder.calls():
+    for call in recorder.calls():
+        argv = call["argv"]
+        if call["tool"] == "calicoctl":
+            assert argv[-1] == "--config=/etc/calico/calicoctl.cfg", argv
+            continue
         assert "--kubeconfig=/etc/kubernetes/admin.conf" in argv
-        assert "--namespace=openstack" in argv
+        if "-f" in argv:
+            step = kinds[argv[argv.index("-f") + 1][len(TOP) + 1:]]
+            want = [f"--namespace={step['namespace']}"] if step["namespace"] else []
+            assert [a for a in argv if a.startswith("--namespace=")] == want, argv
     # the record: 0600, one sha256 per step
     record = lab.host(APPLIER).file(STATE_FILE)
     assert record.mode == 0o600 and record.user == "root"
@@ -246,7 +280,7 @@ def test_first_apply_follows_the_plan_and_reports_to_the_master(lab, recorder, l
         assert not [v for v in values if str(v) in text], "a secret value leaked"
 
 
-def test_second_apply_changes_nothing_and_calls_no_kubectl(lab, recorder):
+def test_second_apply_changes_nothing_and_calls_no_tool(lab, recorder):
     recorder.answer([])
     ret, _, _ = apply(lab)  # whatever ran before: everything applied now
     assert ret["result"] is True, ret["comment"]
@@ -260,15 +294,15 @@ def test_second_apply_changes_nothing_and_calls_no_kubectl(lab, recorder):
     assert event["changed"] == [] and event["failed"] is None and event["skipped"]
 
 
-def test_test_mode_lists_the_plan_and_runs_no_kubectl(lab, recorder):
+def test_test_mode_lists_the_plan_and_runs_no_tool(lab, recorder):
     # the module is synced by now (the real runs above); forget what was applied
     recorder.forget_applied()
     recorder.answer([])
     ret, _, _ = apply(lab, test=True)
     assert ret["result"] is None, ret
-    assert "would apply" in ret["comment"] and "kubectl not run" in ret["comment"]
-    assert ret["changes"]["would_apply"][:2] == ["namespace/openstack",
-                                                 "secret/openstack-secrets"]
+    assert "would apply" in ret["comment"] and "no tool run" in ret["comment"]
+    assert ret["changes"]["would_apply"][:2] == ["ippool/default-ipv4-ippool",
+                                                 "bgpconfiguration/default"]
     assert recorder.calls() == []
 
 
@@ -283,11 +317,10 @@ def test_failing_rollout_stops_the_run_at_that_object(lab, recorder):
     assert "exceeded its progress deadline" in ret["comment"]
     calls = verbs(recorder.calls())
     assert calls[-1] == ("rollout", "deployment/keystone")
-    applied = [what for verb, what in calls if verb == "apply"]
     steps = yaml.safe_load(lab.host(APPLIER).file(PLAN).content_string)["steps"]
     upto = [s["name"] for s in steps].index("deployment/keystone")
     # the plan up to the failing object, nothing after it
-    assert applied == [s["file"] for s in steps[:upto + 1]]
+    assert [c for c in calls if c[0] in ("apply", "patch")] == acted(steps[:upto + 1])
     assert ret["changes"]["failed"]["name"] == "deployment/keystone"
     assert ret["changes"]["not_applied"] == [s["name"] for s in steps[upto + 1:]]
     event = listener.event()
@@ -299,8 +332,8 @@ def test_failing_rollout_stops_the_run_at_that_object(lab, recorder):
     ret, _, _ = apply(lab)
     assert ret["result"] is True, ret["comment"]
     applied = [what for verb, what in verbs(recorder.calls()) if verb == "apply"]
-    assert applied[0] == "20-keystone/deployment-keystone.yaml"
-    assert applied[-1].startswith(("30-", "40-"))
+    assert applied[0] == "openstack/20-keystone/deployment-keystone.yaml"
+    assert applied[-1].startswith(("openstack/30-", "openstack/40-"))
 
 
 def test_hanging_rollout_is_a_timeout(lab, recorder):
@@ -322,7 +355,7 @@ def test_hanging_rollout_is_a_timeout(lab, recorder):
 def test_a_failing_secret_apply_leaks_no_value(lab, recorder, lab_secrets):
     recorder.forget_applied()
     # kubectl refuses the Secret and prints the object it was given, values and all
-    recorder.answer([{"match": ["apply", "/etc/kubernetes/openstack/00-secret/"
+    recorder.answer([{"match": ["apply", f"{TOP}/openstack/00-secret/"
                       "secret-openstack-secrets.yaml"], "rc": 1,
                       "out": "error: invalid object", "echo_file": True}])
     ret, _, raw = apply(lab)

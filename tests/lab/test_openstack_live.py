@@ -111,10 +111,10 @@ def test_every_container_of_the_neutron_server_pod_runs(live):
     """rpc_server and periodic_workers (same image, DB + RabbitMQ) are still running
     after 20 s, and their processes are the model's probes' processes."""
     stack, _ = live
-    containers = stack.service("neutron-server")["containers"]
+    containers = stack.containers("neutron-server")
     names = ("neutron-rpc-server", "neutron-periodic-workers")
     for name in names:
-        stack.start("neutron-server", name, containers[name]["command"])
+        stack.start("neutron-server", name)
     time.sleep(20)
     for name in names:
         box = stack.started[name]
@@ -122,9 +122,14 @@ def test_every_container_of_the_neutron_server_pod_runs(live):
         logs = box.logs(tail=40).decode(errors="replace")
         assert box.status == "running", logs
         assert "Traceback" not in box.logs().decode(errors="replace"), logs
-        # PID 1 is the program (the entrypoint execs it), the probe's process
-        rc, cmdline = box.exec_run(["cat", "/proc/1/cmdline"])
-        assert rc == 0 and containers[name]["probe"]["process"] in cmdline.decode(), cmdline
+        # the pod's own readiness probe passes, and its process is PID 1 (the
+        # entrypoint execs the program)
+        probe = containers[name]["readinessProbe"]["exec"]["command"]
+        rc, out = box.exec_run(probe)
+        assert rc == 0, (probe, out)
+        pid1 = [*probe[:-1], probe[-1].replace("/proc/[0-9]*/cmdline", "/proc/1/cmdline")]
+        rc, out = box.exec_run(pid1)
+        assert rc == 0, (pid1, out)
 
 
 def test_endpoints_use_the_service_names_and_region(live):
@@ -153,10 +158,11 @@ def test_upgrade_jobs_run_on_a_current_schema(live, service):
     """The model's expand/migrate/contract jobs (and a second nova db_sync: the cell
     already exists) succeed on a schema that is already current: they are idempotent."""
     stack, _ = live
-    jobs = stack.service(service)["jobs"]
+    jobs = stack.jobs(service)
     for phase in ("expand", "migrate", "contract"):
-        out = stack.run_job(service, jobs[phase])
-        assert "ERROR" not in out, out
+        for mode in jobs[phase]:
+            out = stack.run_job(service, mode)
+            assert "ERROR" not in out, out
     if service == "nova-controller":
         assert "exists already" in stack.run_job(service, "db_sync")
 
@@ -165,9 +171,8 @@ def test_every_container_of_the_nova_controller_pod_runs(live):
     """conductor, scheduler and novncproxy from the same image: conductor and scheduler
     report 'up' in nova's service list (DB + RabbitMQ), noVNC serves its client."""
     stack, _ = live
-    containers = stack.service("nova-controller")["containers"]
     for name in ("nova-conductor", "nova-scheduler", "nova-novncproxy"):
-        stack.start("nova-controller", name, containers[name]["command"])
+        stack.start("nova-controller", name)
     keystone = stack.address(stack.started["keystone-api"])
     nova = stack.address(stack.started["nova-api"])
     token = _token(stack, keystone)
@@ -239,14 +244,16 @@ def test_gazpacho_neutron_server_expands_the_schema_and_answers(live, neutron_ga
     stack, proof = live
     stack.tags["neutron-server"] = neutron_gazpacho
     try:
-        out = stack.run_job("neutron-server", stack.service("neutron-server")["jobs"]["expand"])
-        assert "ERROR" not in out, out
-        box = stack._create("neutron-server", "neutron-server-gazpacho", ["server"],
+        for mode in stack.jobs("neutron-server")["expand"]:
+            out = stack.run_job("neutron-server", mode)
+            assert "ERROR" not in out, out
+        api = stack.containers("neutron-server")["neutron-server"]
+        box = stack._create("neutron-server", "neutron-server-gazpacho", api["command"],
                             stack.environment("neutron-server"), alias=False)
         box.start()
         stack.started["neutron-server-gazpacho"] = box
-        port = stack.service("neutron-server")["ports"]["api"]
-        stack._wait_probe(box, {"http": "/healthcheck"}, port, 300)
+        port = stack.port("neutron-server", "api")
+        stack._wait_probe(box, api, 300)
     finally:
         del stack.tags["neutron-server"]
     url = f"http://{stack.address(box)}:{port}"
@@ -358,7 +365,7 @@ def _keystone(stack) -> str:
 
 
 def _neutron(stack) -> str:
-    port = stack.service("neutron-server")["ports"]["api"]
+    port = stack.port("neutron-server", "api")
     return f"http://{stack.address(stack.started['neutron-server'])}:{port}"
 
 

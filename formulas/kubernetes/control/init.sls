@@ -1,6 +1,6 @@
-{#- kubernetes.control: the OpenStack service-roles rendered as Kubernetes objects
-    (manifests) and applied in the order of their plan (apply; it decides itself whether
-    to apply: kubernetes:control:apply, and only on one master). #}
+{#- kubernetes.control: the OpenStack service-roles of kubernetes:control:service. Their
+    objects are built with every other cluster object (stacksalt_objects), written by
+    kubernetes.master.objects and applied in the one plan by kubernetes.master.apply. #}
 include:
-  - kubernetes.control.manifests
-  - kubernetes.control.apply
+  - kubernetes.master.objects
+  - kubernetes.master.apply

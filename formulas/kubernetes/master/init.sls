@@ -9,4 +9,5 @@ include:
 {%- if master.haproxy.enabled %}
   - kubernetes.master.haproxy
 {%- endif %}
-  - kubernetes.master.addons
+  - kubernetes.master.objects
+  - kubernetes.master.apply

@@ -2,17 +2,22 @@
 
 Starts, on a throwaway Docker network, the infrastructure (mariadb, rabbitmq, memcached)
 and keystone, glance-api, nova-controller and neutron-server from the images
-`stacksalt images build` made, each the way its Kubernetes Deployment runs it (all from the model's
-kubernetes:control:service:<name>):
+`stacksalt images build` made, each the way its Kubernetes objects run it. It reads the
+objects the one builder makes for the first Kubernetes master (stacksalt.objects, what
+kubernetes.master.objects writes), never the role schema of the model:
 
-* the container answers on the network under the Service name (mariadb, keystone, ...),
-  so the `env` values of the model (DATABASE_HOST: mariadb, ...) work as they are;
-* `secret_env` values are the deployment's decrypted secrets;
-* `pvc` volumes are Docker volumes (keystone's fernet keys are shared by its jobs and
-  its API, as the PVC is);
-* the `bootstrap` jobs run in order (db_sync, fernet_setup, bootstrap, ks_register;
-  neutron-server: db_sync, ks_register), each a one-shot container that must exit 0;
-* then the containers with an HTTP probe, until the probe answers.
+* the container answers on the network under the names of the Services that select its
+  pod (mariadb, keystone, ...), so the env values (DATABASE_HOST: mariadb, ...) work as
+  they are;
+* env values are the container's; a secretKeyRef is the key's value in the Secret object
+  (the deployment's decrypted secrets);
+* PersistentVolumeClaims are Docker volumes (keystone's fernet keys are shared by its
+  jobs and its API, as the claim is), mounted where the pod mounts them;
+* the bootstrap Job's containers run in order (initContainers, then the container: e.g.
+  db_sync, fernet_setup, bootstrap, ks_register), each a one-shot container that must
+  exit 0, with the Job's command (entrypoint and mode);
+* then the containers with an httpGet or tcpSocket readiness probe, until that probe
+  answers (the port resolved by name as in the pod).
 
 Then it proves the result over real HTTP: a token for keystone's admin user
 (POST /v3/auth/tokens), authenticated GETs on glance (/v2/images), nova (/v2.1/flavors)
@@ -24,6 +29,7 @@ tests/lab/test_openstack_live.py.
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import sys
@@ -40,9 +46,8 @@ import docker.errors
 from rich.console import Console
 from rich.table import Table
 
-from stacksalt import secrets
+from stacksalt import objects, secrets
 from stacksalt.deployment import Deployment
-from stacksalt.images import definitions
 from stacksalt.images.errors import ImagesError
 
 SERVICES = ["mariadb", "rabbitmq", "memcached", "keystone", "glance-api", "nova-controller",
@@ -70,25 +75,73 @@ class Stack:
     console: Console = field(default_factory=Console)
     client: docker.DockerClient = field(default_factory=docker.from_env)
     steps: list[Step] = field(default_factory=list)
-    # image name -> tag to run instead of the model's (e.g. another release's build)
+    # image name -> tag to run instead of the objects' (e.g. another release's build)
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         dep = Deployment.load(self.deployment)
         self.parameters = [dep.parameters(node) for node in dep.node_names]
-        self.services = _control_services(dep)
-        self.images = definitions.load(self.deployment).images
-        self.secrets = secrets.decrypt_all(self.deployment)
+        masters = objects.control_masters(dep)
+        if not masters:
+            raise DemoError(f"no node of {self.deployment} renders the OpenStack roles "
+                            "(kubernetes:control:enabled)")
+        try:
+            built = objects.build(dep, masters[0], secrets.decrypt_all(self.deployment))
+        except objects.error_type() as exc:
+            raise DemoError(str(exc)) from None
+        self.objects = [f["object"] for f in built["files"]]
+        secret = next((o for o in self.objects if o["kind"] == "Secret"), {"data": {}})
+        self.secret_name = (secret.get("metadata") or {}).get("name")
+        self.secret_data = {k: base64.b64decode(v).decode()
+                            for k, v in (secret.get("data") or {}).items()}
         self.network_name = f"{self.prefix}-net"
         self.started: dict[str, Any] = {}
 
-    # ------------------------------------------------------------------ model
-    def service(self, name: str) -> dict[str, Any]:
-        try:
-            return self.services[name]
-        except KeyError:
-            raise DemoError(f"the model of {self.deployment} has no "
-                            f"kubernetes:control:service:{name}") from None
+    # ------------------------------------------------------------------ the objects
+    def of_kind(self, *kinds: str) -> list[dict[str, Any]]:
+        return [o for o in self.objects if o["kind"] in kinds
+                and (o["metadata"].get("labels") or {}).get("app.kubernetes.io/part-of")
+                == "openstack"]
+
+    def workload(self, role: str) -> dict[str, Any]:
+        for obj in self.of_kind("Deployment", "DaemonSet"):
+            if obj["metadata"]["name"] == role:
+                return obj
+        raise DemoError(f"the objects of {self.deployment} have no Deployment or DaemonSet "
+                        f"{role} (kubernetes:control:service:{role})")
+
+    def pod(self, role: str) -> dict[str, Any]:
+        return self.workload(role)["spec"]["template"]["spec"]
+
+    def containers(self, role: str) -> dict[str, dict[str, Any]]:
+        """{container name: container} of the role's pod."""
+        return {c["name"]: c for c in self.pod(role)["containers"]}
+
+    def jobs(self, role: str) -> dict[str, list[str]]:
+        """{job (bootstrap, expand, ...): its modes in order} of the role's Jobs."""
+        out = {}
+        for job in self.of_kind("Job"):
+            labels = job["metadata"].get("labels") or {}
+            if labels.get("app.kubernetes.io/name") != role:
+                continue
+            pod = job["spec"]["template"]["spec"]
+            out[labels["app.kubernetes.io/component"]] = [
+                c["command"][-1] for c in (*pod.get("initContainers", ()), *pod["containers"])]
+        return out
+
+    def services(self, role: str) -> list[dict[str, Any]]:
+        """The Services whose selector matches the role's pod labels."""
+        labels = self.workload(role)["spec"]["template"]["metadata"]["labels"]
+        return [s for s in self.of_kind("Service")
+                if s["spec"]["selector"].items() <= labels.items()]
+
+    def port(self, role: str, name: str) -> int:
+        """The number of the role's Service port `name`."""
+        for svc in self.services(role):
+            for p in svc["spec"]["ports"]:
+                if p["name"] == name:
+                    return int(p["port"])
+        raise DemoError(f"no Service of {role} has a port named {name}")
 
     def model(self, *keys: str) -> Any:
         """A value of the model (the first node that has the key path), e.g.
@@ -103,12 +156,10 @@ class Stack:
                 return value
         raise DemoError(f"no node of {self.deployment} has {':'.join(keys)}")
 
-    def image_tag(self, name: str) -> str:
-        image = self.service(name)["image"]
-        if image not in self.images:
-            raise DemoError(f"kubernetes:control:service:{name}:image is {image}, which "
-                            f"docker:build:image of {self.deployment} does not define")
-        tag = self.tags.get(image, self.images[image].tag)
+    def image_tag(self, role: str) -> str:
+        image = next(iter(self.containers(role).values()))["image"]
+        name = image.rsplit("/", 1)[-1].split(":", 1)[0]
+        tag = self.tags.get(name, image)
         try:
             self.client.images.get(tag)
         except docker.errors.ImageNotFound:
@@ -116,25 +167,31 @@ class Stack:
                             f"{self.deployment}` first") from None
         return tag
 
-    def environment(self, name: str) -> dict[str, str]:
-        """What the Deployment gives the container: env, and secret_env from the secrets."""
-        svc = self.service(name)
-        env = {k: str(v) for k, v in (svc.get("env") or {}).items()}
-        for var, secret in (svc.get("secret_env") or {}).items():
-            if secret not in self.secrets:
-                raise DemoError(f"secret {secret} (kubernetes:control:service:{name}:"
-                                f"secret_env:{var}) is not in pillar/secrets/"
-                                f"{self.deployment}.sls: run `stacksalt secrets generate "
-                                f"{self.deployment}`")
-            env[var] = self.secrets[secret]
+    def environment(self, role: str) -> dict[str, str]:
+        """What the pod gives its first container: env values, and secretKeyRefs resolved
+        in the Secret object."""
+        env = {}
+        for e in next(iter(self.containers(role).values())).get("env", []):
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if ref is None:
+                env[e["name"]] = str(e.get("value", ""))
+            elif ref["name"] != self.secret_name or ref["key"] not in self.secret_data:
+                raise DemoError(f"{role}: env {e['name']} takes key {ref['key']} of Secret "
+                                f"{ref['name']}, which the objects do not hold: run "
+                                f"`stacksalt secrets generate {self.deployment}`")
+            else:
+                env[e["name"]] = self.secret_data[ref["key"]]
         return env
 
-    def volumes(self, name: str) -> dict[str, dict[str, str]]:
-        """pvc volumes as Docker volumes (shared by the role's jobs and containers)."""
+    def volumes(self, role: str) -> dict[str, dict[str, str]]:
+        """The pod's PersistentVolumeClaims as Docker volumes, where the pod mounts them
+        (shared by the role's jobs and containers)."""
+        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
+                  for v in self.pod(role).get("volumes", []) if "persistentVolumeClaim" in v}
         out = {}
-        for vol, spec in (self.service(name).get("volumes") or {}).items():
-            if spec.get("type") == "pvc":
-                out[f"{self.prefix}-{name}-{vol}"] = {"bind": spec["path"], "mode": "rw"}
+        for m in next(iter(self.containers(role).values())).get("volumeMounts", []):
+            if m["name"] in claims:
+                out[f"{self.prefix}-{claims[m['name']]}"] = {"bind": m["mountPath"], "mode": "rw"}
         return out
 
     # ------------------------------------------------------------------ docker
@@ -148,59 +205,76 @@ class Stack:
         return self.client.networks.create(self.network_name, driver="bridge",
                                            labels=self._labels())
 
-    def _create(self, name: str, container: str, command: list[str],
+    def _create(self, role: str, container: str, command: list[str],
                 environment: dict[str, str], alias: bool):
+        """A container of the role's image running `command` (the pod's command: the
+        entrypoint and its mode), reachable by the role's Service names if `alias`."""
         self.network()
         kwargs: dict[str, Any] = {}
         if alias:
+            names = [s["metadata"]["name"] for s in self.services(role)] or [role]
             kwargs["networking_config"] = {
-                self.network_name: self.client.api.create_endpoint_config(aliases=[name])}
+                self.network_name: self.client.api.create_endpoint_config(aliases=names)}
         return self.client.containers.create(
-            self.image_tag(name), command=command, name=f"{self.prefix}-{container}",
-            environment=environment, volumes=self.volumes(name), labels=self._labels(),
-            network=self.network_name, **kwargs)
+            self.image_tag(role), entrypoint=command[:1], command=command[1:],
+            name=f"{self.prefix}-{container}", environment=environment,
+            volumes=self.volumes(role), labels=self._labels(), network=self.network_name,
+            **kwargs)
 
-    def run_job(self, name: str, mode: str, timeout: float = 900) -> str:
-        """One-shot container of `name` in `mode`; its output, or DemoError if it fails."""
+    def command(self, role: str, mode: str) -> list[str]:
+        """The pod's entrypoint with another mode (a Job's, or one given by a test)."""
+        return [*next(iter(self.containers(role).values()))["command"][:-1], mode]
+
+    def run_job(self, role: str, mode: str, timeout: float = 900) -> str:
+        """One-shot container of `role` in `mode`; its output, or DemoError if it fails."""
         started = time.monotonic()
-        box = self._create(name, f"{name}-{mode.replace('_', '-')}", [mode],
-                           self.environment(name), alias=False)
+        box = self._create(role, f"{role}-{mode.replace('_', '-')}", self.command(role, mode),
+                           self.environment(role), alias=False)
         try:
-            with self.console.status(f"{name}: job {mode}"):
+            with self.console.status(f"{role}: job {mode}"):
                 box.start()
                 try:
                     rc = box.wait(timeout=timeout)["StatusCode"]
                 except Exception as exc:  # requests' ReadTimeout
-                    raise DemoError(f"{name}: job {mode} did not end within {timeout:.0f} s") \
+                    raise DemoError(f"{role}: job {mode} did not end within {timeout:.0f} s") \
                         from exc
             out = box.logs().decode(errors="replace")
         finally:
             box.remove(v=True, force=True)
         seconds = time.monotonic() - started
         if rc != 0:
-            raise DemoError(f"{name}: job {mode} failed (exit {rc}):\n{out[-4000:]}")
-        self._step(f"{name}: job {mode}", seconds, "exit 0")
+            raise DemoError(f"{role}: job {mode} failed (exit {rc}):\n{out[-4000:]}")
+        self._step(f"{role}: job {mode}", seconds, "exit 0")
         return out
 
-    def start(self, name: str, container: str, mode: str, timeout: float = 300) -> str:
-        """A long-running container of `name`, reachable as `name`; waits for its probe."""
+    def start(self, role: str, container: str, timeout: float = 300) -> str:
+        """The pod's container `container`, reachable by the role's Service names; waits
+        for its readiness probe (httpGet, tcpSocket; an exec probe: running)."""
         started = time.monotonic()
-        box = self._create(name, container, [mode], self.environment(name), alias=True)
+        spec = self.containers(role)[container]
+        mode = spec["command"][-1]
+        box = self._create(role, container, spec["command"], self.environment(role), alias=True)
         box.start()
         self.started[container] = box
-        spec = self.service(name)["containers"][container]
-        probe = spec.get("probe") or {}
-        port = self.service(name).get("ports", {}).get(spec.get("port", ""), None)
-        with self.console.status(f"{name}: {container} ({mode}) starting"):
-            result = self._wait_probe(box, probe, port, timeout)
-        self._step(f"{name}: {container} ({mode}) ready", time.monotonic() - started, result)
+        with self.console.status(f"{role}: {container} ({mode}) starting"):
+            result = self._wait_probe(box, spec, timeout)
+        self._step(f"{role}: {container} ({mode}) ready", time.monotonic() - started, result)
         return self.address(box)
 
     def address(self, box) -> str:
         box.reload()
         return box.attrs["NetworkSettings"]["Networks"][self.network_name]["IPAddress"]
 
-    def _wait_probe(self, box, probe: dict[str, Any], port: int | None, timeout: float) -> str:
+    @staticmethod
+    def _probe_port(spec: dict[str, Any], port: Any) -> int | None:
+        """A probe's port: a number, or the name of one of the container's ports."""
+        if isinstance(port, int):
+            return port
+        return next((p["containerPort"] for p in spec.get("ports", []) if p["name"] == port),
+                    None)
+
+    def _wait_probe(self, box, spec: dict[str, Any], timeout: float) -> str:
+        probe = spec.get("readinessProbe") or {}
         deadline = time.monotonic() + timeout
         last = "no answer yet"
         while time.monotonic() < deadline:
@@ -210,12 +284,15 @@ class Stack:
                                 f"{box.logs(tail=60).decode(errors='replace')}")
             host = self.address(box)
             try:
-                if "http" in probe:
-                    status, _, _ = http("GET", f"http://{host}:{port}{probe['http']}")
+                if "httpGet" in probe:
+                    get = probe["httpGet"]
+                    port = self._probe_port(spec, get["port"])
+                    status, _, _ = http("GET", f"http://{host}:{port}{get['path']}")
                     if status < 500:
-                        return f"GET {probe['http']} -> {status}"
+                        return f"GET {get['path']} -> {status}"
                     last = f"HTTP {status}"
-                elif "tcp" in probe and port:
+                elif "tcpSocket" in probe:
+                    port = self._probe_port(spec, probe["tcpSocket"]["port"])
                     with socket.create_connection((host, port), timeout=3):
                         return f"tcp {port} open"
                 else:
@@ -242,20 +319,20 @@ class Stack:
         self.started.clear()
 
     # ------------------------------------------------------------------ the stack
-    def bring_up(self, name: str) -> dict[str, str]:
-        """Bootstrap jobs in order, then every container with a probe: {container: ip}."""
-        svc = self.service(name)
-        for mode in (svc.get("jobs") or {}).get("bootstrap", []):
-            self.run_job(name, mode)
+    def bring_up(self, role: str) -> dict[str, str]:
+        """The bootstrap Job's modes in order, then every container whose readiness probe
+        is a request (httpGet, tcpSocket): {container: ip}."""
+        for mode in self.jobs(role).get("bootstrap", []):
+            self.run_job(role, mode)
         up = {}
-        for container, spec in svc["containers"].items():
-            probe = spec.get("probe") or {}
-            if name in ("mariadb", "rabbitmq", "memcached") or "http" in probe:
-                up[container] = self.start(name, container, spec["command"])
+        for name, spec in self.containers(role).items():
+            probe = spec.get("readinessProbe") or {}
+            if "httpGet" in probe or "tcpSocket" in probe:
+                up[name] = self.start(role, name)
         return up
 
     def admin_token(self, keystone: str) -> tuple[str, dict[str, Any]]:
-        port = self.service("keystone")["ports"]["public"]
+        port = self.port("keystone", "public")
         body = {"auth": {
             "identity": {"methods": ["password"], "password": {"user": {
                 "name": "admin", "domain": {"name": "Default"},
@@ -268,15 +345,6 @@ class Stack:
         self._step("keystone: POST /v3/auth/tokens (admin)", time.monotonic() - started,
                    f"{status}, token for {data['token']['user']['name']}")
         return headers["X-Subject-Token"], data["token"]
-
-
-def _control_services(dep: Deployment) -> dict[str, Any]:
-    for node in dep.node_names:
-        services = (dep.parameters(node).get("kubernetes", {}).get("control", {})
-                    .get("service"))
-        if services:
-            return services
-    raise DemoError(f"no node of {dep.name} has kubernetes:control:service")
 
 
 def http(method: str, url: str, body: Any = None, token: str | None = None,
@@ -324,7 +392,7 @@ def run(stack: Stack) -> Proof:
     glance = stack.bring_up("glance-api")["glance-api"]
     nova = stack.bring_up("nova-controller")["nova-api"]
     neutron = stack.bring_up("neutron-server")["neutron-server"]
-    neutron_api = f"http://{neutron}:{stack.service('neutron-server')['ports']['api']}"
+    neutron_api = f"http://{neutron}:{stack.port('neutron-server', 'api')}"
     catalog = {s["type"]: sorted(e["interface"] for e in s["endpoints"])
                for s in http("POST", f"http://{keystone}:5000/v3/auth/tokens", {"auth": {
                    "identity": {"methods": ["token"], "token": {"id": token}},
@@ -332,10 +400,9 @@ def run(stack: Stack) -> Proof:
                    )[2]["token"]["catalog"]}
     results = {}
     for what, url in (("glance-api: GET /v2/images",
-                       f"http://{glance}:{stack.service('glance-api')['ports']['api']}/v2/images"),
+                       f"http://{glance}:{stack.port('glance-api', 'api')}/v2/images"),
                       ("nova-controller: GET /v2.1/flavors",
-                       f"http://{nova}:{stack.service('nova-controller')['ports']['api']}"
-                       "/v2.1/flavors"),
+                       f"http://{nova}:{stack.port('nova-controller', 'api')}/v2.1/flavors"),
                       ("neutron-server: GET /v2.0/networks", f"{neutron_api}/v2.0/networks")):
         t0 = time.monotonic()
         status, _, data = http("GET", url, token=token)

@@ -2,9 +2,10 @@
 
 The model (``reclass/``) and the formulas of each git revision are exported with ``git
 archive`` into a temporary root; the deployment's secrets pillar is taken from the
-checkout (it is git-ignored and never in a revision). One Kubernetes master of each
-root renders ``kubernetes.control.manifests`` (``state.show_sls``, nothing runs); the
-objects of the two renders are compared field by field and printed in the order of the
+checkout (it is git-ignored and never in a revision). The objects builder of each root
+(``formulas/_modules/stacksalt_objects.py``, what ``kubernetes.master.objects`` writes)
+builds the objects of one Kubernetes master from that root's model (nothing runs); the
+objects of the two builds are compared field by field and printed in the order of the
 new apply plan, each change classified:
 
 - ``image-tag``: a container's image differs only in its tag;
@@ -31,12 +32,9 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from stacksalt import paths, saltrender
+from stacksalt import objects, paths, secrets
 from stacksalt.deployment import Deployment
-from stacksalt.validate import collect
 
-SLS = "kubernetes.control.manifests"
-PLAN_FILE = "apply-plan.yaml"
 CONFIG_HASH = "stacksalt.io/config-hash"
 SECRET_HASH = "stacksalt.io/secret-hash"
 CATEGORIES = ("image-tag", "release-job", "config-hash", "secret-hash", "secret", "other")
@@ -58,7 +56,7 @@ class FieldChange:
 @dataclass
 class ObjectChange:
     step: str  # <kind>/<name>, as in the apply plan
-    file: str  # relative to manifest_dir
+    file: str  # relative to the objects dir
     status: str  # "changed", "added" or "removed"
     category: str  # for added/removed objects; "" for changed ones (see fields)
     fields: list[FieldChange] = field(default_factory=list)
@@ -72,8 +70,8 @@ class ObjectChange:
 @dataclass
 class Render:
     minion: str
-    manifest_dir: str
-    objects: dict[str, dict[str, Any]]  # file relative to manifest_dir -> object
+    objects_dir: str
+    objects: dict[str, dict[str, Any]]  # file relative to objects_dir -> object
     order: list[str]  # files in apply-plan order
     unless_exists: dict[str, str] = field(default_factory=dict)  # file -> kind/name
 
@@ -131,40 +129,33 @@ def export(repo: Path, rev: str, dest: Path, deployment: str) -> Path:
     return dest
 
 
-def first_master(deployment: str, root: Path) -> tuple[str, str]:
-    """(minion, manifest_dir) of the first node with kubernetes:control:enabled."""
-    dep = Deployment.load(deployment, paths.reclass_dir(root))
-    for node in dep.node_names:
-        control = dep.parameters(node).get("kubernetes", {}).get("control", {})
-        if control.get("enabled"):
-            return node, str(control.get("manifest_dir", "/etc/kubernetes/openstack"))
-    raise UpgradeError(f"no node of deployment {deployment} has kubernetes:control:enabled "
-                       "(the Kubernetes masters render the OpenStack objects)")
+def first_master(dep: Deployment) -> str:
+    """The first node with kubernetes:control:enabled (it renders the OpenStack roles)."""
+    masters = objects.control_masters(dep)
+    if not masters:
+        raise UpgradeError(f"no node of deployment {dep.name} has kubernetes:control:enabled "
+                           "(the Kubernetes masters render the OpenStack objects)")
+    return masters[0]
 
 
 def render(deployment: str, root: Path) -> Render:
-    """The control objects one master of ``root`` renders, keyed by their file."""
-    minion, manifest_dir = first_master(deployment, root)
+    """The objects one master of ``root`` writes, keyed by their file, as that root's
+    builder makes them."""
+    dep = Deployment.load(deployment, paths.reclass_dir(root))
+    minion = first_master(dep)
+    if not (paths.formulas_dir(root) / objects.MODULE).is_file():
+        raise UpgradeError(f"this revision has no objects builder (formulas/{objects.MODULE}): "
+                           "compare revisions made since the one object plan")
     try:
-        states = saltrender.show_sls(minion, deployment, [SLS], root=root)
-    except saltrender.RenderError as exc:
-        raise UpgradeError(f"{SLS} does not render for {minion}: {exc}") from exc
-    prefix = manifest_dir.rstrip("/") + "/"
-    objects: dict[str, dict[str, Any]] = {}
-    plan: dict[str, Any] = {}
-    for _, path, data in collect.serialized(states):
-        if not path.startswith(prefix):
-            continue
-        rel = path[len(prefix):]
-        if rel == PLAN_FILE:
-            plan = data
-        elif collect.is_object(data):
-            objects[rel] = data
-    order = [s["file"] for s in plan.get("steps", []) if s.get("file") in objects]
-    order += sorted(set(objects) - set(order))
-    unless = {s["file"]: s["unless_exists"] for s in plan.get("steps", [])
-              if s.get("unless_exists")}
-    return Render(minion, manifest_dir, objects, order, unless)
+        built = objects.build(dep, minion, secrets.decrypt_all(deployment), root=root)
+    except objects.error_type(root) as exc:
+        raise UpgradeError(f"the objects of {minion} cannot be built: {exc}") from exc
+    found = {f["file"]: f["object"] for f in built["files"]}
+    steps = built["plan"].get("steps", [])
+    order = [s["file"] for s in steps if s["file"] in found]
+    order += sorted(set(found) - set(order))
+    unless = {s["file"]: s["unless_exists"] for s in steps if s.get("unless_exists")}
+    return Render(minion, built["dir"], found, order, unless)
 
 
 # -- the comparison -------------------------------------------------------------------------
@@ -317,7 +308,7 @@ def main(deployment: str, from_rev: str, to_rev: str, repo: Path | None = None) 
         print(f"stacksalt upgrade plan: {exc}")
         return 2
     print(f"upgrade plan for {deployment}: {from_rev} -> {to_rev} "
-          f"(rendered as {result.new.minion}, {result.new.manifest_dir}), in apply order:")
+          f"(built for {result.new.minion}, {result.new.objects_dir}), in apply order:")
     for line in lines(result):
         print(line)
     counts = result.counts()

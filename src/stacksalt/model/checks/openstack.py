@@ -22,6 +22,10 @@ For every node with ``kubernetes:control:enabled`` (the Kubernetes masters), eac
   the model references (``stacksalt secrets generate``), and a formula that lacks a
   secret refuses to render anyway.
 
+The roles are read as the objects builder reads them (``stacksalt_objects``: each role
+merged over the formula's role defaults), so a default of the role schema (replicas 1,
+kind Deployment, ...) is written in the formula only.
+
 Errors are blamed on the file and key the operator has to edit: a value that comes in
 through a reference (``replicas: ${_param:keystone_replicas}``) is followed to the class
 that sets the parameter.
@@ -35,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from stacksalt import objects
 from stacksalt.model.checks.network import blame, get
 from stacksalt.model.errors import ModelError
 from stacksalt.model.render import RenderedDeployment, RenderedNode
@@ -61,13 +66,18 @@ def control_nodes(deployment: RenderedDeployment) -> Iterator[RenderedNode]:
 
 
 def roles(node: RenderedNode) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(role, spec) for every enabled service-role of the node."""
+    """(role, spec) for every enabled service-role of the node, merged over the role
+    defaults as the objects builder merges them."""
     services = get(node, SERVICES)
     if not isinstance(services, dict):
         return
+    builder = objects.builder()
+    control = builder.control_settings(node.parameters, objects.defaults())
     for role in sorted(services):
-        spec = services[role]
-        if isinstance(spec, dict) and spec.get("enabled"):
+        if not isinstance(services[role], dict):
+            continue
+        spec = builder.role_settings(control, services[role])
+        if spec.get("enabled"):
             yield role, spec
 
 
@@ -151,7 +161,7 @@ def ports_are_unique(deployment: RenderedDeployment) -> Iterator[ModelError]:
     # the rendered ports of each role
     for node in nodes:
         for role, spec in roles(node):
-            ports = spec.get("ports") or {}
+            ports = spec["ports"] or {}
             key = f"{SERVICES}:{role}:ports"
             by_number: dict[Any, str] = {}
             for name, number in ports.items():
@@ -162,7 +172,7 @@ def ports_are_unique(deployment: RenderedDeployment) -> Iterator[ModelError]:
                 else:
                     by_number[number] = name
             listeners: dict[str, str] = {}
-            for cname, container in (spec.get("containers") or {}).items():
+            for cname, container in (spec["containers"] or {}).items():
                 port = (container or {}).get("port")
                 if port is None:
                     continue
@@ -197,9 +207,8 @@ def get_raw(data: Any, path: tuple[str, ...]) -> Any:
 def replicas_cover_the_pdb(deployment: RenderedDeployment) -> Iterator[ModelError]:
     for node in control_nodes(deployment):
         for role, spec in roles(node):
-            minimum = spec.get("pdb_min_available")
-            replicas = spec.get("replicas", 1)
-            if minimum is None or spec.get("kind", "Deployment") != "Deployment":
+            minimum, replicas = spec["pdb_min_available"], spec["replicas"]
+            if minimum is None or spec["kind"] != "Deployment":
                 continue
             if isinstance(replicas, int) and isinstance(minimum, int) and replicas < minimum:
                 yield blame(
@@ -235,7 +244,7 @@ def secrets_exist(deployment: RenderedDeployment) -> Iterator[ModelError]:
         return  # generated for test deployments; see the module docstring
     for node in control_nodes(deployment):
         for role, spec in roles(node):
-            for var, secret in sorted((spec.get("secret_env") or {}).items()):
+            for var, secret in sorted((spec["secret_env"] or {}).items()):
                 if secret in names:
                     continue
                 yield blame(

@@ -1,0 +1,82 @@
+"""The cluster's objects as the salt master's minions build them, on this host.
+
+The builder is the Salt execution module ``formulas/_modules/stacksalt_objects.py``
+(pure functions, pillar in, objects and apply plan out). This module loads that very
+file from the checkout (or another root), reads the formulas' defaults it names, and
+gives it a node's pillar as the master would: the reclass parameters of the node and,
+under ``secrets``, the deployment's secrets. `stacksalt model check`, `stacksalt images
+demo` and the tests read the objects from here; none of them reads the role schema
+itself.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from stacksalt import paths
+from stacksalt.deployment import Deployment
+
+MODULE = Path("_modules") / "stacksalt_objects.py"
+
+
+def builder(root: Path | None = None) -> ModuleType:
+    """The builder module of ``root`` (default: this checkout), loaded once per file."""
+    return _load((paths.formulas_dir(root) / MODULE).resolve())
+
+
+@cache
+def _load(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"stacksalt_objects_{abs(hash(path))}", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"{path}: the objects builder is missing")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def defaults(root: Path | None = None) -> dict[str, Any]:
+    """The formulas' defaults files the builder merges the pillar over."""
+    return _defaults(paths.formulas_dir(root).resolve())
+
+
+@cache
+def _defaults(formulas: Path) -> dict[str, Any]:
+    return {key: yaml.safe_load((formulas / rel).read_text())
+            for key, rel in _load(formulas / MODULE).DEFAULTS.items()}
+
+
+def pillar(dep: Deployment, node: str, secrets: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the salt master gives ``node``: its reclass parameters and the secrets."""
+    out = dict(dep.parameters(node))
+    if secrets is not None:
+        out["secrets"] = secrets
+    return out
+
+
+def build(dep: Deployment, node: str, secrets: dict[str, str] | None = None,
+          root: Path | None = None) -> dict[str, Any]:
+    """The builder's output for ``node``: {dir, files, dirs, plan, apply, applier,
+    components}; the builder's ObjectError (message names the pillar key) on bad input."""
+    return builder(root).build(pillar(dep, node, secrets), defaults(root))
+
+
+def openstack_roles(dep: Deployment, node: str, root: Path | None = None) -> dict[str, Any]:
+    """The enabled OpenStack service-roles of ``node``, merged over the role defaults."""
+    b = builder(root)
+    return b.openstack_roles(b.control_settings(dep.parameters(node), defaults(root)))
+
+
+def control_masters(dep: Deployment) -> list[str]:
+    """The nodes that render the OpenStack roles (kubernetes:control:enabled)."""
+    return [n for n in dep.node_names
+            if dep.parameters(n).get("kubernetes", {}).get("control", {}).get("enabled")]
+
+
+def error_type(root: Path | None = None) -> type[Exception]:
+    return builder(root).ObjectError
