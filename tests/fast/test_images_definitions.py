@@ -86,8 +86,9 @@ def _references(files: dict[str, bytes], formula: str) -> set[str]:
 
 def test_every_image_context_holds_the_formulas_its_formulas_read(lab_defs):
     """The context's formulas/ is the render stage's only file root: a formula whose states
-    read another formula's files declares it in its
+    read another formula's files (the OpenStack ones read openstack/) declares it in its
     requires.yaml, and the context holds it; what is declared is read."""
+    seen_shared = set()
     for image in lab_defs.enabled():
         first = assemble.image_context(image).tar()
         assert assemble.image_context(image).tar() == first, image.name  # byte for byte
@@ -102,6 +103,11 @@ def test_every_image_context_holds_the_formulas_its_formulas_read(lab_defs):
             declared = set(yaml.safe_load(requires) or []) if requires else set()
             assert declared == refs, f"formulas/{formula}/{assemble.REQUIRES} declares " \
                 f"{sorted(declared)}, its files read {sorted(refs)}"
+            if formula in ("keystone", "glance", "nova", "neutron"):
+                assert "openstack" in refs, formula
+                seen_shared.add(image.name)
+    assert seen_shared == {"keystone", "glance-api", "nova-controller", "nova-compute",
+                           "neutron-server"}
     assert assemble.context_formulas(lab_defs.images["mariadb"]) == ["mariadb"]
 
 
