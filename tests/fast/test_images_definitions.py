@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import shutil
 import subprocess
 import tarfile
@@ -65,6 +66,63 @@ def test_context_is_deterministic_and_holds_only_the_images_subtrees(lab_defs, l
         assert value.encode() not in blob, f"secret {name} in the build context"
     with tarfile.open(fileobj=io.BytesIO(first)) as t:
         assert {(m.mtime, m.uid, m.gid) for m in t.getmembers()} == {(0, 0, 0)}
+
+
+# a formula's files that read another formula's: salt:// sources and Jinja imports
+FORMULA_REFERENCE = re.compile(
+    r"salt://([a-z0-9_]+)/"
+    r"|\b(?:from|import|import_yaml|import_json|import_text|include)\s*\(?\s*[\"']([a-z0-9_]+)/")
+
+
+def _references(files: dict[str, bytes], formula: str) -> set[str]:
+    """The formulas the files of formulas/<formula>/ in a context read, other than itself."""
+    refs: set[str] = set()
+    for name, data in files.items():
+        if name.startswith(f"formulas/{formula}/") and name.endswith((".sls", ".jinja")):
+            for m in FORMULA_REFERENCE.finditer(data.decode()):
+                refs.add(m.group(1) or m.group(2))
+    return refs - {formula}
+
+
+def test_every_image_context_holds_the_formulas_its_formulas_read(lab_defs):
+    """The context's formulas/ is the render stage's only file root: a formula whose states
+    read another formula's files (the OpenStack ones read openstack/) declares it in its
+    requires.yaml, and the context holds it; what is declared is read."""
+    seen_shared = set()
+    for image in lab_defs.enabled():
+        first = assemble.image_context(image).tar()
+        assert assemble.image_context(image).tar() == first, image.name  # byte for byte
+        files = members(first)
+        held = {n.split("/")[1] for n in files if n.startswith("formulas/")}
+        assert held == set(assemble.context_formulas(image)) >= set(image.formulas), image.name
+        for formula in sorted(held):
+            refs = _references(files, formula)
+            assert refs <= held, f"{image.name}: formula {formula} reads {refs - held}, " \
+                "which the context lacks"
+            requires = files.get(f"formulas/{formula}/{assemble.REQUIRES}")
+            declared = set(yaml.safe_load(requires) or []) if requires else set()
+            assert declared == refs, f"formulas/{formula}/{assemble.REQUIRES} declares " \
+                f"{sorted(declared)}, its files read {sorted(refs)}"
+            if formula in ("keystone", "glance", "nova", "neutron"):
+                assert "openstack" in refs, formula
+                seen_shared.add(image.name)
+    assert seen_shared == {"keystone", "glance-api", "nova-controller", "nova-compute",
+                           "neutron-server"}
+    assert assemble.context_formulas(lab_defs.images["mariadb"]) == ["mariadb"]
+
+
+def test_a_missing_required_formula_names_the_requires_file(lab_defs, tmp_path):
+    shutil.copytree(paths.formulas_dir() / "glance", tmp_path / "formulas/glance")
+    (tmp_path / "formulas/glance/requires.yaml").write_text("- openstack\n")
+    with pytest.raises(ImagesError) as exc:
+        assemble.context_formulas(lab_defs.images["glance-api"], root=tmp_path)
+    msg = str(exc.value)
+    assert f"{tmp_path}/formulas/openstack is missing" in msg
+    assert "formulas/glance/requires.yaml names it" in msg
+    assert "image glance-api bakes the formula glance" in msg
+    (tmp_path / "formulas/glance/requires.yaml").write_text("openstack: yes\n")
+    with pytest.raises(ImagesError, match="requires.yaml: must be a list of formula names"):
+        assemble.context_formulas(lab_defs.images["glance-api"], root=tmp_path)
 
 
 def test_unknown_image_is_named(lab_defs):

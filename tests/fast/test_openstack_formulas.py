@@ -1,11 +1,12 @@
 """The OpenStack formulas render each image's configuration from the image's pillar.
 
-Every OpenStack image of the lab is rendered the way its Dockerfile's render stage does
-it (`<formula>.<role>.config` with the image's pillar only, assembled by
-stacksalt.images), through Salt's own file.get_managed (what file.managed renders with),
-and the files are checked: static values of the model are there, every dynamic value and
-secret is a `${NAME}` placeholder of the images contract that the role's Deployment
-provides (env / secret_env), and a changed static parameter changes only its line.
+Every OpenStack image of the lab is rendered the way its Dockerfile's render stage does it
+(`<formula>.<role>.config` with the image's pillar only and the formulas of the image's
+build context as the only file root, both assembled by stacksalt.images), through Salt's
+own file.get_managed (what file.managed renders with), and the files are checked: static
+values of the model are there, every dynamic value and secret is a `${NAME}` placeholder
+of the images contract that the role's Deployment provides (env / secret_env), and a
+changed static parameter changes only its line.
 """
 
 from __future__ import annotations
@@ -61,9 +62,10 @@ CONTRACT = re.compile(
     r"|^(KEYSTONE_ADMIN_PASSWORD|RABBITMQ_OPENSTACK_PASSWORD|MARIADB_ROOT_PASSWORD"
     r"|RABBITMQ_ERLANG_COOKIE)$")
 
-# One Salt process renders every job: per job a Caller with that job's pillar, the state's
-# file.managed chunks (state.show_low_sls) rendered by file.get_managed, as file.managed
-# itself does. stdin: {config_dir, jobs: {job: {pillar_root, sls}}}; stdout: {job: files}.
+# One Salt process renders every job: per job a Caller with that job's pillar and file root,
+# the state's file.managed chunks (state.show_low_sls) rendered by file.get_managed, as
+# file.managed itself does.
+# stdin: {config_dir, jobs: {job: {pillar_root, file_root, sls}}}; stdout: {job: files}.
 WORKER = r"""
 import copy, json, logging, sys
 import salt.client, salt.config
@@ -74,6 +76,8 @@ out = {}
 for job, spec in req["jobs"].items():
     opts = copy.deepcopy(base)
     opts["pillar_roots"] = {"base": [spec["pillar_root"]]}
+    opts["file_roots"] = {"base": [spec["file_root"]]}
+    opts["cachedir"] = spec["cachedir"]
     caller = salt.client.Caller(mopts=opts)
     chunks = caller.cmd("state.show_low_sls", spec["sls"])
     if not isinstance(chunks, list) or any(not isinstance(c, dict) for c in chunks):
@@ -99,8 +103,10 @@ json.dump(out, sys.stdout, default=str)
 """
 
 
-def render(jobs: dict[str, tuple[str, dict]]) -> dict[str, dict[str, str]]:
-    """{job: (sls, image pillar)} -> {job: {path: content}}, all in one Salt process."""
+def render(jobs: dict[str, tuple[definitions.ImageDef, dict]]) -> dict[str, dict[str, str]]:
+    """{job: (image, pillar)} -> {job: {path: content}}, all in one Salt process: the
+    image's role config state with that pillar, and as the file root only the formulas
+    the image's build context holds (so a formula it lacks fails the render)."""
     with tempfile.TemporaryDirectory(prefix="stacksalt-osf-") as tmp:
         tmpdir = Path(tmp)
         run = tmpdir / "run"
@@ -108,17 +114,24 @@ def render(jobs: dict[str, tuple[str, dict]]) -> dict[str, dict[str, str]]:
             "file_client": "local", "root_dir": str(run), "pki_dir": str(run / "pki"),
             "cachedir": str(run / "cache"), "sock_dir": str(run / "sock"),
             "log_file": str(run / "minion.log"), "id": "image-render",
-            "file_roots": {"base": [str(paths.formulas_dir())]},
         }
         (tmpdir / "etc").mkdir()
         (tmpdir / "etc" / "minion").write_text(yaml.safe_dump(conf))
         request: dict = {"config_dir": str(tmpdir / "etc"), "jobs": {}}
-        for job, (sls, pillar) in jobs.items():
+        for job, (image, pillar) in jobs.items():
             proot = tmpdir / "pillar" / job
             proot.mkdir(parents=True)
             (proot / "top.sls").write_text(assemble.PILLAR_TOP)
             (proot / "image.sls").write_text(yaml.safe_dump(pillar, sort_keys=True))
-            request["jobs"][job] = {"pillar_root": str(proot), "sls": sls}
+            froot = tmpdir / "formulas" / job
+            for arcname, (data, _) in assemble.image_context(image).files.items():
+                if arcname.startswith("formulas/"):
+                    target = froot / arcname.removeprefix("formulas/")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+            request["jobs"][job] = {"pillar_root": str(proot), "file_root": str(froot),
+                                    "cachedir": str(run / "cache" / job),
+                                    "sls": f"{OPENSTACK[image.name][0]}.config"}
         proc = subprocess.run([sys.executable, "-c", WORKER], input=json.dumps(request),
                               capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -147,9 +160,7 @@ def lab_services(lab_deployment):
 
 @pytest.fixture(scope="module")
 def rendered(lab_images):
-    jobs = {name: (f"{OPENSTACK[name][0]}.config", img.pillar)
-            for name, img in lab_images.items()}
-    return render(jobs)
+    return render({name: (img, img.pillar) for name, img in lab_images.items()})
 
 
 def test_image_pillar_is_the_role_subtree(lab_images):
@@ -227,6 +238,43 @@ def test_static_values_of_the_model(rendered, lab_images):
             assert _ini(reg)["auth"]["region"] == "RegionOne", name
 
 
+# what differs between the services in the openstack formula's shared templates
+SHARED = {  # image: (log file, API port and catalog path or None when it has no API)
+    "keystone": ("/var/log/keystone/keystone.log", ("5000", None)),
+    "glance-api": ("/var/log/glance/glance-api.log", ("9292", "")),
+    "nova-controller": ("/var/log/nova/nova.log", ("8774", "/v2.1")),
+    "nova-compute": ("/var/log/nova/nova-compute.log", None),
+    "neutron-server": ("/var/log/neutron/neutron-server.log", ("9696", "")),
+}
+
+
+def test_shared_templates_render_each_services_values(rendered):
+    """logging.conf, gunicorn.conf.py and ks-register.ini are the openstack formula's
+    templates: each image's copy carries its own service's values."""
+    for name, (log_file, api) in SHARED.items():
+        formula = OPENSTACK[name][0].split(".")[0]
+        etc = f"/etc/{formula}"
+        for path in (f"{etc}/logging.conf", f"{etc}/gunicorn.conf.py", f"{etc}/ks-register.ini"):
+            if path in rendered[name]:
+                assert f"# Rendered by the {formula} Salt formula" in rendered[name][path]
+        logging = _ini(rendered[name][f"{etc}/logging.conf"])
+        assert logging["handlers"]["keys"] == "stderr, file", name
+        assert logging["handler_file"]["args"] == f"('{log_file}',)", name
+        if api is None:
+            assert f"{etc}/gunicorn.conf.py" not in rendered[name]
+            continue
+        port, path = api
+        assert f'bind = ["0.0.0.0:{port}"]' in rendered[name][f"{etc}/gunicorn.conf.py"]
+        if path is None:
+            assert f"{etc}/ks-register.ini" not in rendered[name]
+            continue
+        reg = _ini(rendered[name][f"{etc}/ks-register.ini"])
+        service = formula.upper()
+        assert reg["user"]["password"] == f"${{{service}_KEYSTONE_PASSWORD}}", name
+        assert reg["user"]["name"] == reg["service"]["name"] == formula, name
+        assert set(reg["endpoints"].values()) == {f"http://${{{service}_HOST}}:{port}{path}"}
+
+
 def test_placeholders_are_the_contract_and_the_deployment_provides_them(
         rendered, lab_services):
     for name, files in rendered.items():
@@ -290,7 +338,7 @@ def test_a_changed_static_parameter_changes_only_its_line(
         node = node[part]
     assert node[key[-1]] != value
     node[key[-1]] = value
-    changed = render({"changed": (f"{OPENSTACK[image][0]}.config", pillar)})["changed"]
+    changed = render({"changed": (lab_images[image], pillar)})["changed"]
     diffs = {}
     for path, content in changed.items():
         diff = [d for d in difflib.unified_diff(rendered[image][path].splitlines(),

@@ -1,23 +1,14 @@
 {#- Renders every file nova-compute needs, with ${NAME} placeholders for the dynamic
     values and secrets that the image's entrypoint fills at start (images/README.md).
     Run by the image's render stage; the final stage copies config_dir into
-    /etc/stacksalt/templates. #}
+    /etc/stacksalt/templates. `own`: file -> this formula's template; `shared`: the
+    files rendered from the openstack formula's templates (openstack/macros.jinja). #}
 {%- from "nova/map.jinja" import compute with context %}
+{%- from "openstack/macros.jinja" import config_files %}
 {%- if compute.enabled %}
-{%- set files = {
+{%- set own = {
     'nova.conf': 'nova-compute.conf.jinja',
-    'logging.conf': 'logging.conf.jinja',
 } %}
-{%- for name, source in files | dictsort %}
-
-nova-compute-{{ name | replace('.', '-') }}-managed:
-  file.managed:
-    - name: {{ compute.config_dir }}/{{ name }}
-    - source: salt://nova/files/{{ source }}
-    - template: jinja
-    - makedirs: true
-    - mode: '0640'
-    - context:
-        server: {{ compute | json }}
-{%- endfor %}
+{%- set shared = ['logging.conf'] %}
+{{ config_files('nova', 'compute', compute, own, shared) }}
 {%- endif %}

@@ -2,27 +2,16 @@
     -novncproxy and the nova-manage jobs), with ${NAME} placeholders for the dynamic
     values and secrets that the image's entrypoint fills at start (images/README.md).
     Run by the image's render stage; the final stage copies config_dir into
-    /etc/stacksalt/templates. #}
+    /etc/stacksalt/templates. `own`: file -> this formula's template; `shared`: the
+    files rendered from the openstack formula's templates (openstack/macros.jinja). #}
 {%- from "nova/map.jinja" import controller with context %}
+{%- from "openstack/macros.jinja" import config_files %}
 {%- if controller.enabled %}
-{%- set files = {
+{%- set own = {
     'nova.conf': 'nova-controller.conf.jinja',
     'api-paste.ini': 'api-paste.ini.jinja',
-    'logging.conf': 'logging.conf.jinja',
-    'gunicorn.conf.py': 'gunicorn.conf.py.jinja',
-    'ks-register.ini': 'ks-register.ini.jinja',
     'nova-manage.env': 'nova-manage.env.jinja',
 } %}
-{%- for name, source in files | dictsort %}
-
-nova-controller-{{ name | replace('.', '-') }}-managed:
-  file.managed:
-    - name: {{ controller.config_dir }}/{{ name }}
-    - source: salt://nova/files/{{ source }}
-    - template: jinja
-    - makedirs: true
-    - mode: '0640'
-    - context:
-        server: {{ controller | json }}
-{%- endfor %}
+{%- set shared = ['logging.conf', 'gunicorn.conf.py', 'ks-register.ini'] %}
+{{ config_files('nova', 'controller', controller, own, shared) }}
 {%- endif %}

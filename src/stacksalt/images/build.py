@@ -107,7 +107,8 @@ def build_images(
             tag=d.tag,
             context=work.contexts[d.name].tar(),
             buildargs=buildargs(d),
-            what_to_fix=f"fix images/{d.source}/ or the formulas {', '.join(d.formulas)} "
+            what_to_fix=f"fix images/{d.source}/ or the formulas "
+                        f"{', '.join(assemble.context_formulas(d, root))} "
                         f"(image {d.name}, model key parameters:{d.key} in {d.file})",
         ))
     if do_push and auth is not None:
