@@ -166,3 +166,19 @@ def test_coverage_finds_each_kind_of_gap():
     assert coverage(missing, "/etc/kubernetes/manifests/") == [
         "/etc/kubernetes/objects/apply-plan.yaml: step ippool/p names "
         "/etc/kubernetes/objects/calico/pool.yaml, which no state writes"]
+
+
+@pytest.mark.parametrize("deployment", deployments())
+def test_no_state_runs_kubectl_or_calicoctl_but_the_apply(deployment, renders):
+    """With the binaries on, no command of any state (cmd.*: name, unless, onlyif) of any
+    node runs kubectl or calicoctl: the one apply state does, from the plan."""
+    runs = []
+    for node, states in renders[deployment].items():
+        for state_id, state in (states or {}).items():
+            if not isinstance(state, dict):
+                continue
+            for call, kwargs in collect.state_calls(state):
+                text = " ".join(str(kwargs.get(k, "")) for k in ("name", "unless", "onlyif"))
+                if call.startswith("cmd.") and re.search(r"\b(kubectl|calicoctl)\b", text):
+                    runs.append(f"{node}: {state_id}")
+    assert not runs, runs
