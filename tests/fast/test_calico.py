@@ -138,53 +138,33 @@ def test_every_node_writes_cni_config_and_calicoctl_config(rendered, node):
 
 
 @pytest.mark.parametrize("node", ["mst01.lab.local", "cmp001.prod.local"])
-def test_certificates_wait_for_the_ca_in_the_mine(rendered, node):
-    """Rendered on this host the mine is empty: the formula says so instead of guessing."""
+def test_certificate_states_and_the_ca_copy_from_the_mine_when_the_state_runs(rendered, node):
+    """Rendered here the mine is empty, and that changes nothing: the CA certificate is read
+    from the mine when the state runs (pki/macros.jinja), after a check that fails in one
+    line naming the CA minion when the mine lacks it."""
     states = rendered[node]
-    assert "calico-node-etcd-ca-certificate-available" in states
+    deployment = "lab" if node.endswith(".lab.local") else "production"
+    ca_server = params(deployment, node)["salt_ca_minion"]
+    host = node.split(".")[0]
     assert args(states["calico-node-pki-directory-managed"], "file")["mode"] == "0700"
-
-
-def _show_sls_with_ca_in_mine(deployment: str, node: str, sls: str) -> dict[str, Any]:
-    """show_sls of `sls` with `node`'s calico pillar, the etcd CA certificate in the mine.
-
-    Masterless, mine.get only answers for the minion itself: render as the CA minion with
-    `node`'s calico pillar and a mine cache holding a (dummy) etcd CA certificate.
-    """
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
-
-    import salt.payload
-
-    dep = Deployment.load(deployment)
-    ca = dep.parameters(node)["calico"]["node"]["etcd"]["ssl"]["ca_server"]
-    pillar = {"calico": {"node": dep.parameters(node)["calico"]["node"]}}
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = saltrender._config(saltrender.paths.repo_root(), Path(tmp), ca, deployment)
-        cache = Path(tmp) / "run" / "cache"
-        cache.mkdir(parents=True)
-        mine = {"stacksalt_ca_certs": {"/etc/pki/ca/etcd/ca.crt": "-----BEGIN CERTIFICATE-----"}}
-        (cache / "datastore").write_bytes(salt.payload.dumps({"mine_cache": mine}))
-        proc = subprocess.run(
-            [str(Path(sys.executable).with_name("salt-call")), "--local", "-c", str(cfg),
-             "--out=json", "state.show_sls", sls, f"pillar={json.dumps(pillar)}"],
-            capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout[proc.stdout.find("{"):])["local"]
-
-
-def test_certificate_states_when_the_ca_is_in_the_mine():
-    states = _show_sls_with_ca_in_mine("lab", "cmp01.lab.local", "calico.node.certificates")
-    assert "calico-node-etcd-ca-certificate-available" not in states
     key = args(states["calico-node-etcd-client-private-key-managed"], "x509")
     assert key["name"] == PKI["key"] and key["mode"] == "0600"
+    assert (key["user"], key["group"]) == ("root", "root")
     cert = args(states["calico-node-etcd-client-certificate-managed"], "x509")
     assert cert["name"] == PKI["cert"] and cert["private_key"] == PKI["key"]
     assert cert["signing_policy"] == "etcd_calico_client"
-    assert cert["ca_server"] == "cfg01.lab.local" and cert["CN"] == "calico-cmp01"
+    assert cert["ca_server"] == ca_server and cert["CN"] == f"calico-{host}"
+    assert {"file": "calico-node-etcd-ca-certificate-managed"} in cert["require"]
+    assert {"file": "pki-certificate-check-script-managed"} in cert["require"]
     ca = args(states["calico-node-etcd-ca-certificate-managed"], "file")
-    assert ca["name"] == PKI["ca"] and ca["contents"].startswith("-----BEGIN CERTIFICATE")
+    assert ca["name"] == PKI["ca"] and ca["source"] == "salt://pki/files/ca.crt.jinja"
+    assert ca["context"] == {"ca_server": ca_server, "mine_function": "stacksalt_ca_certs",
+                             "ca_path": "/etc/pki/ca/etcd/ca.crt"}
+    assert {"test": "calico-node-etcd-ca-certificate-in-mine"} in ca["require"]
+    guard = args(states["calico-node-etcd-ca-certificate-in-mine"], "test")
+    assert guard["unless"] == [{"fun": "mine.get", "args": [ca_server, "stacksalt_ca_certs"],
+                                "get_return": f"{ca_server}:/etc/pki/ca/etcd/ca.crt"}]
+    assert f"apply salt.minion.ca on {ca_server}" in guard["comment"]
 
 
 # -- the lab: full mesh, no binaries ---------------------------------------------------------

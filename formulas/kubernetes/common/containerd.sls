@@ -2,7 +2,7 @@
     sandbox (pause) image from the cluster's image registry, and per-registry host
     configuration under certs_dir (the cluster's own registry, trusted with its CA). #}
 {%- from "kubernetes/map.jinja" import common, k8s with context %}
-{%- from "kubernetes/macros.jinja" import ca_certificate with context %}
+{%- from "pki/macros.jinja" import ca_certificate with context %}
 {%- set ctr = common.containerd %}
 include:
   - kubernetes.common.kernel
@@ -36,7 +36,7 @@ kubernetes-common-containerd-config-file-managed:
     - require:
       - pkg: kubernetes-common-containerd-package-installed
 {%- if registry.get('ca') %}
-{{ ca_certificate(id ~ '-ca-certificate-managed', dir ~ '/ca.crt', common.ssl, registry.ca,
+{{ ca_certificate(id, dir ~ '/ca.crt', common.ssl, registry.ca,
     require=[{'file': id ~ '-directory-managed'}]) }}
 {%- endif %}
 

@@ -1,6 +1,6 @@
 {#- The Kubernetes directories and the cluster CA certificate every node trusts. #}
 {%- from "kubernetes/map.jinja" import common with context %}
-{%- from "kubernetes/macros.jinja" import ca_certificate with context %}
+{%- from "pki/macros.jinja" import ca_certificate with context %}
 kubernetes-common-config-directory-managed:
   file.directory:
     - name: {{ common.config_dir }}
@@ -28,11 +28,5 @@ kubernetes-common-kubeconfig-pki-directory-managed:
     - require:
       - file: kubernetes-common-pki-directory-managed
 
-kubernetes-common-certificate-check-script-managed:
-  file.managed:
-    - name: {{ common.ssl.check_script }}
-    - source: salt://kubernetes/files/certificate-current.sh
-    - mode: '0755'
-{{ ca_certificate('kubernetes-common-ca-certificate-managed', common.pki_dir ~ '/ca.crt',
-    common.ssl, common.ssl.authority,
+{{ ca_certificate('kubernetes-common', common.pki_dir ~ '/ca.crt', common.ssl,
     require=[{'file': 'kubernetes-common-pki-directory-managed'}]) }}

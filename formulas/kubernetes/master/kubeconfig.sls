@@ -1,7 +1,8 @@
 {#- The control plane's kubeconfigs: admin, controller-manager and scheduler, each with its
     own client certificate embedded, all pointing at the API's virtual IP. #}
 {%- from "kubernetes/map.jinja" import common, master, k8s with context %}
-{%- from "kubernetes/macros.jinja" import key_and_certificate, kubeconfig with context %}
+{%- from "pki/macros.jinja" import key_and_certificate with context %}
+{%- from "kubernetes/macros.jinja" import kubeconfig with context %}
 {%- set ssl = common.ssl %}
 {%- set ca = (common.pki_dir ~ '/ca.crt', 'kubernetes-common-ca-certificate-managed') %}
 {%- set clients = {
@@ -10,6 +11,7 @@
     'scheduler': {'CN': 'system:kube-scheduler', 'O': None},
 } %}
 include:
+  - pki.check
   - kubernetes.common.pki
 {%- for name, client in clients | dictsort %}
 {%- set cert = common.pki_dir ~ '/kubeconfig/' ~ name %}

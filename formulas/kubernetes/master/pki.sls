@@ -4,7 +4,7 @@
     key pair (a secret: the same key on every master). Keys are made on the master and
     never leave it; certificates are signed by the CA minion under the model's policies. #}
 {%- from "kubernetes/map.jinja" import common, master, k8s with context %}
-{%- from "kubernetes/macros.jinja" import key_and_certificate, ca_certificate with context %}
+{%- from "pki/macros.jinja" import key_and_certificate, ca_certificate with context %}
 {%- set pki = common.pki_dir %}
 {%- set ssl = common.ssl %}
 {%- set mssl = master.ssl %}
@@ -27,6 +27,7 @@
                          'kubernetes-master-front-proxy-ca-certificate-managed') %}
 {%- set etcd_ca = (pki ~ '/etcd/ca.crt', 'kubernetes-master-etcd-ca-certificate-managed') %}
 include:
+  - pki.check
   - kubernetes.common.pki
 
 kubernetes-master-etcd-pki-directory-managed:
@@ -35,10 +36,10 @@ kubernetes-master-etcd-pki-directory-managed:
     - mode: '0755'
     - require:
       - file: kubernetes-common-pki-directory-managed
-{{ ca_certificate('kubernetes-master-front-proxy-ca-certificate-managed',
-    pki ~ '/front-proxy-ca.crt', ssl, mssl.front_proxy_authority, require=pki_dir) }}
-{{ ca_certificate('kubernetes-master-etcd-ca-certificate-managed', pki ~ '/etcd/ca.crt', ssl,
-    mssl.etcd_authority, require=[{'file': 'kubernetes-master-etcd-pki-directory-managed'}]) }}
+{{ ca_certificate('kubernetes-master-front-proxy', pki ~ '/front-proxy-ca.crt', ssl,
+    mssl.front_proxy_authority, require=pki_dir) }}
+{{ ca_certificate('kubernetes-master-etcd', pki ~ '/etcd/ca.crt', ssl, mssl.etcd_authority,
+    require=[{'file': 'kubernetes-master-etcd-pki-directory-managed'}]) }}
 {{ key_and_certificate('kubernetes-master-apiserver', pki ~ '/apiserver', ssl,
     mssl.apiserver_policy, 'kube-apiserver', cluster_ca, san=apiserver_san, require=pki_dir) }}
 {{ key_and_certificate('kubernetes-master-apiserver-kubelet-client',

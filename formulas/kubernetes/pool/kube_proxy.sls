@@ -2,7 +2,8 @@
     network) and its kubeconfig (client system:kube-proxy, subject fixed by the CA's
     policy) via the API's virtual IP. #}
 {%- from "kubernetes/map.jinja" import common, pool, k8s with context %}
-{%- from "kubernetes/macros.jinja" import key_and_certificate, kubeconfig with context %}
+{%- from "pki/macros.jinja" import key_and_certificate with context %}
+{%- from "kubernetes/macros.jinja" import kubeconfig with context %}
 {%- set kp = pool.kube_proxy %}
 {%- set kubeconfig_file = common.config_dir ~ '/kube-proxy.conf' %}
 {%- set config_file = kp.config_dir ~ '/config.conf' %}
@@ -20,6 +21,7 @@
 } %}
 {%- import_yaml "kubernetes/files/objects/kube-proxy.yaml" as pod with context %}
 include:
+  - pki.check
   - kubernetes.common.pki
 
 kubernetes-pool-kube-proxy-config-directory-managed:

@@ -3,7 +3,8 @@
     API's virtual IP, and its systemd unit. rotateCertificates is off: Salt renews the
     certificates. The service runs only where the binaries are installed. #}
 {%- from "kubernetes/map.jinja" import common, pool, k8s with context %}
-{%- from "kubernetes/macros.jinja" import key_and_certificate, kubeconfig with context %}
+{%- from "pki/macros.jinja" import key_and_certificate with context %}
+{%- from "kubernetes/macros.jinja" import kubeconfig with context %}
 {%- set kubelet = pool.kubelet %}
 {%- set ssl = common.ssl %}
 {%- set config_dir = kubelet.config_file.rsplit('/', 1)[0] %}
@@ -38,6 +39,7 @@
     'registerWithTaints': kubelet.register_with_taints,
 } %}
 include:
+  - pki.check
   - kubernetes.common
 {%- if common.binaries.install %}
   - kubernetes.common.binaries

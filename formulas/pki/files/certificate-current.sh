@@ -1,5 +1,5 @@
 #!/bin/sh
-# Managed by Salt (kubernetes formula).
+# Managed by Salt (pki formula).
 # Usage: certificate-current CERT KEY CA DAYS CN [O] [SANS]
 # Exits 0 when CERT is current: it exists, is valid for more than DAYS days, belongs to KEY,
 # chains to CA, has the common name CN (and the organization O when given), and exactly the
