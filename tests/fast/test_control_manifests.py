@@ -1,13 +1,13 @@
-"""kubernetes.control renders the OpenStack service-roles of the model on every master.
+"""The OpenStack service-roles of the model as every master writes them (objects SLS).
 
 Reads the shared render of every node of every deployment (``collect.rendered``: the
 batch renderer's ``state.show_sls``, also used by the schema tests; no extra render pass)
-and checks the objects against the model: one object per file under manifest_dir, the
+and checks the objects against the model: one object per file under <objects dir>/openstack, the
 zero-downtime shape (rolling updates that never lose a ready pod, probes, graceful stop,
 a PDB that agrees), the config and secret hashes recomputed from the model and the
 decrypted secrets, per-release Jobs, the Secret (only file with secret values, 0600 in a
 0700 directory, no diff shown) and the apply plan's order (the contract with
-kubernetes.control.apply, formulas/kubernetes/control/README.md).
+kubernetes.master.apply, formulas/kubernetes/control/README.md).
 
 Secret values are compared without ever being part of an assertion's introspected
 expression, so a failure cannot print them.

@@ -1,9 +1,11 @@
-"""kubernetes.control.manifests run for real by Salt on the lab's masters.
+"""kubernetes.master.objects run for real by Salt on the lab's masters.
 
-The files under /etc/kubernetes/openstack are what `state.show_sls` says (the fast tier
-validates those objects), with their modes: the Secret 0600 in a 0700 directory, the
-rest 0644/0755. A second run changes nothing; a stale file (an old release's Job) is
-removed; a damaged Secret file is restored without its values in the state's output.
+Every master holds the one plan and the cluster's objects under /etc/kubernetes/objects
+(Calico, CoreDNS, OpenStack), exactly what `state.show_sls` says (the fast tier
+validates those objects and that they are the builder's), with their modes: the Secret
+0600 in a 0700 directory, the rest 0644/0755. A second run changes nothing; a stale file
+(an old release's Job) is removed; a damaged Secret file is restored without its values
+in the state's output.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from stacksalt import saltrender, secrets
 pytestmark = pytest.mark.lab
 
 MASTERS = ["mst01.lab.local", "mst02.lab.local", "mst03.lab.local"]
-TOP = "/etc/kubernetes/openstack"
-SECRET_DIR = f"{TOP}/00-secret"
-STALE = f"{TOP}/30-glance-api/job-glance-api-contract-epoxy.yaml"
+TOP = "/etc/kubernetes/objects"
+SECRET_DIR = f"{TOP}/openstack/00-secret"
+STALE = f"{TOP}/openstack/30-glance-api/job-glance-api-contract-epoxy.yaml"
+SLS = "kubernetes.master.objects"
 
 
 def sh(container, cmd: str) -> str:
@@ -32,7 +35,7 @@ def sh(container, cmd: str) -> str:
 
 
 def apply(lab, minion: str) -> dict:
-    code, out = lab.salt(minion, "state.apply", "kubernetes.control.manifests", timeout=300)
+    code, out = lab.salt(minion, "state.apply", SLS, timeout=300)
     assert isinstance(out, dict) and minion in out, f"state.apply returned {code}"
     states = out[minion]
     assert isinstance(states, dict), f"{minion}: state.apply did not run"
@@ -44,7 +47,7 @@ def apply(lab, minion: str) -> dict:
 @pytest.fixture(scope="module")
 def expected(lab) -> dict[str, object]:
     """{path: dataset} the formula writes, from show_sls on this host for mst01."""
-    states = saltrender.show_sls(MASTERS[0], "lab", ["kubernetes.control.manifests"])
+    states = saltrender.show_sls(MASTERS[0], "lab", [SLS])
     out = {}
     for state in states.values():
         if not isinstance(state, dict) or "file" not in state:
@@ -52,7 +55,7 @@ def expected(lab) -> dict[str, object]:
         args = {k: v for d in state["file"] if isinstance(d, dict) for k, v in d.items()}
         if "serialize" in state["file"]:
             out[args["name"]] = args["dataset"]
-    assert len(out) > 40
+    assert len(out) > 60
     return out
 
 
@@ -63,6 +66,11 @@ def test_files_are_the_rendered_objects_with_their_modes(lab, expected, minion):
     modes = {line.split()[3]: tuple(line.split()[:3]) for line in listing}
     assert set(expected) <= set(modes)
     assert modes[SECRET_DIR] == ("d", "700", "root:root")
+    # the one plan names every object file written, each once
+    plan = yaml.safe_load(sh(node, f"cat {TOP}/apply-plan.yaml"))
+    files = sorted(f"{TOP}/{s['file']}" for s in plan["steps"])
+    assert files == sorted(p for p in expected if not p.endswith("/apply-plan.yaml"))
+    assert {s["component"] for s in plan["steps"]} == {"calico", "coredns", "openstack"}
     for path, (kind, mode, owner) in modes.items():
         assert owner == "root:root", path
         if kind == "d":
@@ -84,7 +92,7 @@ def test_second_run_changes_nothing_and_stale_files_go(lab):
     sh(node, f"echo 'kind: Job' > {STALE}")
     states = apply(lab, minion)
     changed = {k: v["changes"] for k, v in states.items() if v.get("changes")}
-    assert list(changed) == [next(k for k in states if "stale-manifests-removed" in k)], changed
+    assert list(changed) == [next(k for k in states if "stale-files-removed" in k)], changed
     assert STALE in json.dumps(changed)
     assert node.exec_run(["test", "-e", STALE]).exit_code == 1
     states = apply(lab, minion)

@@ -202,9 +202,9 @@ def test_static_pods(lab, member):
     for name in ("kube-controller-manager", "kube-scheduler", "kube-proxy"):
         other = yaml.safe_load(host.file(f"/etc/kubernetes/manifests/{name}.yaml").content_string)
         assert other["metadata"]["name"] == name
-    addons = host.check_output("ls /etc/kubernetes/addons/coredns").split()
+    addons = host.check_output("ls /etc/kubernetes/objects/coredns").split()
     assert "service-kube-dns.yaml" in addons and "deployment-coredns.yaml" in addons
-    svc = yaml.safe_load(host.file("/etc/kubernetes/addons/coredns/service-kube-dns.yaml")
+    svc = yaml.safe_load(host.file("/etc/kubernetes/objects/coredns/service-kube-dns.yaml")
                          .content_string)
     assert svc["spec"]["clusterIP"] == DNS_IP
 
