@@ -250,6 +250,8 @@ class Stack:
     def start(self, role: str, container: str, timeout: float = 300) -> str:
         """The pod's container `container`, reachable by the role's Service names; waits
         for its readiness probe (httpGet, tcpSocket; an exec probe: running)."""
+        if container in self.started:  # already up (bring_up starts every server)
+            return self.address(self.started[container])
         started = time.monotonic()
         spec = self.containers(role)[container]
         mode = spec["command"][-1]
