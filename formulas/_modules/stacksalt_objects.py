@@ -41,9 +41,6 @@ DEFAULTS = {
     "calico": "calico/defaults.yaml",
     "control": "kubernetes/control/defaults.yaml",
 }
-PLAN_FILE = "apply-plan.yaml"
-WAITS = ("none", "rollout", "complete")
-TOOLS = ("kubectl", "calicoctl")
 CALICO_API = "projectcalico.org/v3"
 CONFIG_HASH = "stacksalt.io/config-hash"
 SECRET_HASH = "stacksalt.io/secret-hash"

@@ -66,12 +66,6 @@ def build(dep: Deployment, node: str, secrets: dict[str, str] | None = None,
     return builder(root).build(pillar(dep, node, secrets), defaults(root))
 
 
-def openstack_roles(dep: Deployment, node: str, root: Path | None = None) -> dict[str, Any]:
-    """The enabled OpenStack service-roles of ``node``, merged over the role defaults."""
-    b = builder(root)
-    return b.openstack_roles(b.control_settings(dep.parameters(node), defaults(root)))
-
-
 def control_masters(dep: Deployment) -> list[str]:
     """The nodes that render the OpenStack roles (kubernetes:control:enabled)."""
     return [n for n in dep.node_names
