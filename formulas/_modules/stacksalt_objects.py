@@ -232,11 +232,11 @@ class Builder:
             action: str = "apply", wait: str = "none", timeout: int | None = None,
             role: str = "", secret: bool = False, namespace: str | None = None,
             unless_exists: str | None = None, await_exists: bool = False,
-            step: bool = True) -> dict:
+            later: bool = False) -> dict:
+        """The object's file, and its step: appended to the plan now, or (``later``)
+        returned for the caller to place with ``self.steps.append``."""
         self.files.append({"file": path, "object": obj, "secret": secret,
                            "mode": "0600" if secret else "0644"})
-        if not step:
-            return {}
         meta = obj.get("metadata") or {}
         s = {"name": f"{obj['kind'].lower()}/{meta['name']}", "component": component,
              "tool": tool, "action": action, "kind": obj["kind"], "object": meta["name"],
@@ -248,7 +248,8 @@ class Builder:
             s["unless_exists"] = unless_exists
         if await_exists:
             s["await"] = "exists"
-        self.steps.append(s)
+        if not later:
+            self.steps.append(s)
         return s
 
     def dirs(self) -> dict[str, str]:
@@ -936,9 +937,10 @@ def add_openstack(b: Builder, control: dict, images: dict, secrets: dict,
                             "template": {"metadata": {"labels": jlabels}, "spec": pod}}}
             path = f"{where}job-{jname}.yaml"
             if job == "contract":
-                b.add("openstack", path, obj, step=False)
+                # after the workload of the service's last role
                 contracts.setdefault(d["group"], []).append(
-                    {"path": path, "obj": obj, "role": name})
+                    b.add("openstack", path, obj, wait="complete", timeout=timeout, role=name,
+                          later=True))
             else:
                 # bootstrap is for a first install: once the role's workload exists, an
                 # upgrade's expand/migrate/contract Jobs change the schema (a full db_sync
@@ -967,16 +969,7 @@ def add_openstack(b: Builder, control: dict, images: dict, secrets: dict,
                "metadata": {"name": name, "namespace": ns, "labels": labels}, "spec": spec},
               wait="rollout", timeout=timeout, role=name)
         if last_of[d["group"]] == name:
-            for c in contracts.get(d["group"], []):
-                b.steps.append(_step_of(c["obj"], c["path"], "openstack", c["role"], timeout))
-
-
-def _step_of(obj: dict, path: str, component: str, role: str, timeout: int) -> dict:
-    meta = obj["metadata"]
-    return {"name": f"job/{meta['name']}", "component": component, "tool": "kubectl",
-            "action": "apply", "kind": "Job", "object": meta["name"],
-            "namespace": meta["namespace"], "file": path, "wait": "complete", "role": role,
-            "timeout": timeout}
+            b.steps.extend(contracts.get(d["group"], []))
 
 
 # =========================================================================== Salt

@@ -63,7 +63,6 @@ kubernetes-master-objects-applied:
   stacksalt_kubernetes.applied:
     - name: {{ plan }}
     - state_file: {{ objects.state_file }}
-    - rollout_timeout: {{ objects.rollout_timeout | int }}
     - wait_grace: {{ objects.wait_grace }}
     - field_manager: {{ objects.field_manager }}
     - event_tag: {{ objects.event_tag }}
