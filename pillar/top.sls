@@ -1,11 +1,6 @@
 # pillar/ holds what does not belong in the reclass model: the deployments' secrets,
-# gpg-encrypted (#!yaml|gpg) to the salt master's key. Everything else is in reclass/.
-base:
-  '*.lab.local':
-    - match: glob
-    - secrets.lab
-    - ignore_missing: true
-  '*.prod.local':
-    - match: glob
-    - secrets.production
-    - ignore_missing: true
+# gpg-encrypted to the salt master's key (pillar/secrets/<deployment>.sls). They reach the
+# minions through the stacksalt_secrets ext_pillar (formulas/_pillar/), not through this top
+# file: each minion receives only the secrets its own model references, decrypted once per
+# pillar compile. Nothing is assigned here.
+base: {}

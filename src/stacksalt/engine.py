@@ -37,6 +37,26 @@ ReclassError = reclass.errors.ReclassException
 _STORAGE_OPTIONS = ("storage_type", "nodes_uri", "classes_uri")
 
 
+# The ext_pillar that gives each minion only the secrets its model references
+# (formulas/_pillar/stacksalt_secrets.py), after reclass. The salt formula renders the same
+# list for the real master from the model (a fast test checks they agree).
+SECRETS_EXT_PILLAR = "stacksalt_secrets"
+
+
+def pillar_options(formulas: str | Path, pillar: str | Path,
+                   inventory: str | Path) -> dict[str, Any]:
+    """The pillar half of a master (or `salt-call --local`) configuration for a checkout
+    whose formulas, pillar and reclass folders are at these paths."""
+    return {
+        "pillar_roots": {"base": [str(pillar)]},
+        "pillar_dirs": [f"{formulas}/_pillar"],
+        "ext_pillar": [
+            {"reclass": {"inventory_base_uri": str(inventory)}},
+            {SECRETS_EXT_PILLAR: {"secrets_dir": f"{pillar}/secrets"}},
+        ],
+    }
+
+
 def settings(inventory_base_uri: Path | None = None, **overrides: Any) -> reclass.settings.Settings:
     """reclass Settings for ENGINE_OPTIONS (plus overrides)."""
     opts = {k: v for k, v in {**ENGINE_OPTIONS, **overrides}.items()

@@ -11,7 +11,6 @@ itself.
 
 from __future__ import annotations
 
-import importlib.util
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -19,25 +18,16 @@ from typing import Any
 
 import yaml
 
-from stacksalt import paths
+from stacksalt import paths, saltmodules
 from stacksalt.deployment import Deployment
 
 MODULE = Path("_modules") / "stacksalt_objects.py"
+SECRETS_PILLAR = Path("_pillar") / "stacksalt_secrets.py"
 
 
 def builder(root: Path | None = None) -> ModuleType:
     """The builder module of ``root`` (default: this checkout), loaded once per file."""
-    return _load((paths.formulas_dir(root) / MODULE).resolve())
-
-
-@cache
-def _load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"stacksalt_objects_{abs(hash(path))}", path)
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(f"{path}: the objects builder is missing")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return saltmodules.load(MODULE, root)
 
 
 def defaults(root: Path | None = None) -> dict[str, Any]:
@@ -48,14 +38,16 @@ def defaults(root: Path | None = None) -> dict[str, Any]:
 @cache
 def _defaults(formulas: Path) -> dict[str, Any]:
     return {key: yaml.safe_load((formulas / rel).read_text())
-            for key, rel in _load(formulas / MODULE).DEFAULTS.items()}
+            for key, rel in saltmodules.load(MODULE, formulas.parent).DEFAULTS.items()}
 
 
 def pillar(dep: Deployment, node: str, secrets: dict[str, str] | None = None) -> dict[str, Any]:
-    """What the salt master gives ``node``: its reclass parameters and the secrets."""
+    """What the salt master gives ``node``: its reclass parameters and, of ``secrets``,
+    those its model references (the master's secrets ext_pillar, same rule)."""
     out = dict(dep.parameters(node))
     if secrets is not None:
-        out["secrets"] = secrets
+        wanted = saltmodules.load(SECRETS_PILLAR).referenced(out)
+        out["secrets"] = {k: v for k, v in secrets.items() if k in wanted}
     return out
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from stacksalt import paths, secrets
+from stacksalt import engine, paths, secrets
 
 
 class RenderError(RuntimeError):
@@ -36,8 +36,8 @@ def _config(root: Path, workdir: Path, minion_id: str | None, deployment: str) -
         "sock_dir": str(run / "sock"),
         "log_file": str(run / "minion.log"),
         "file_roots": {"base": [str(paths.formulas_dir(root))]},
-        "pillar_roots": {"base": [str(paths.pillar_dir(root))]},
-        "ext_pillar": [{"reclass": {"inventory_base_uri": str(paths.reclass_dir(root))}}],
+        **engine.pillar_options(paths.formulas_dir(root), paths.pillar_dir(root),
+                                paths.reclass_dir(root)),
         "gpg_keydir": str(secrets.keyring_dir(deployment)),
         "pillar_raise_on_missing": False,
         # the custom modules straight from the checkout (a minion gets them synced; a
@@ -76,7 +76,8 @@ def salt_call(minion_id: str, deployment: str, *args: str, root: Path | None = N
 
 
 def show_sls_many(deployment: str, jobs: dict[str, list[str]], root: Path | None = None,
-                  workers: int = 2) -> dict[str, Any]:
+                  workers: int = 2, function: str = "state.show_sls",
+                  kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """show_sls for many minions: {minion: states}; RenderError naming every failed node.
 
     The minions are split over `workers` processes, each rendering its share in one Salt
@@ -95,7 +96,8 @@ def show_sls_many(deployment: str, jobs: dict[str, list[str]], root: Path | None
             for _ in shares
         ]
         outputs = [
-            proc.communicate(json.dumps({"config_dir": str(cfg),
+            proc.communicate(json.dumps({"config_dir": str(cfg), "function": function,
+                                         "kwargs": kwargs or {},
                                          "jobs": {m: jobs[m] for m in share}}))
             for proc, share in zip(procs, shares, strict=True)
         ]
@@ -110,6 +112,14 @@ def show_sls_many(deployment: str, jobs: dict[str, list[str]], root: Path | None
             f"{m}: rendering {','.join(jobs[m])} failed:\n" + "\n".join(map(str, r))
             for m, r in sorted(failed.items())))
     return results
+
+
+def pillars(deployment: str, minions: list[str], root: Path | None = None,
+            workers: int = 2) -> dict[str, dict[str, Any]]:
+    """{minion: pillar} as the master compiles it (reclass, then the secrets ext_pillar),
+    values unmasked (Salt masks pillar output by default)."""
+    return show_sls_many(deployment, {m: [] for m in minions}, root=root, workers=workers,
+                         function="pillar.items", kwargs={"unmask": True})
 
 
 def show_sls(minion_id: str, deployment: str, sls: list[str], root: Path | None = None):

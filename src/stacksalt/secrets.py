@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import secrets as pysecrets
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import gnupg
 import yaml
 
-from stacksalt import paths
+from stacksalt import paths, saltmodules
 from stacksalt.deployment import Deployment
 
-SUFFIX = "_secret"
-# A map {ENV_VAR: secret name}: the env var is filled from the named secret.
-SECRET_ENV = "secret_env"
+SECRETS_PILLAR = Path("_pillar") / "stacksalt_secrets.py"
 HEADER = "#!yaml|gpg\n"
 
 
@@ -38,27 +34,14 @@ def secrets_file(deployment: str) -> Path:
     return paths.pillar_dir() / "secrets" / f"{deployment}.sls"
 
 
-def _walk(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _walk(v, (*path, str(k)))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _walk(v, (*path, str(i)))
-    else:
-        yield path, value
-
-
 def references(dep: Deployment) -> dict[str, list[str]]:
-    """{secret name: ['node: key:path', ...]} for every `*_secret` key of the deployment."""
+    """{secret name: ['node: key:path', ...]} for every secret a node's formula keys
+    reference (the rule of the master's secrets ext_pillar, formulas/_pillar/)."""
+    rule = saltmodules.load(SECRETS_PILLAR)
     refs: dict[str, list[str]] = {}
     for node in dep.node_names:
-        for path, value in _walk(dep.parameters(node), ()):
-            if not path or not isinstance(value, str):
-                continue
-            # `<key>_secret: name`, or `secret_env: {ENV_VAR: name}` (env filled from a secret)
-            if path[-1].endswith(SUFFIX) or (len(path) > 1 and path[-2] == SECRET_ENV):
-                refs.setdefault(value, []).append(f"{node}: {':'.join(path)}")
+        for name, keys in rule.referenced(dep.parameters(node)).items():
+            refs.setdefault(name, []).extend(f"{node}: {key}" for key in keys)
     return refs
 
 

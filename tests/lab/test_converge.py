@@ -72,3 +72,22 @@ def test_secrets_are_decrypted_on_the_master_only(lab, lab_secrets):
     for node in lab.plan.minions:
         host = lab.host(node.minion_id)
         assert not host.file("/etc/salt/gpgkeys").exists, node.minion_id
+
+
+def test_each_minion_receives_only_the_secrets_its_model_references(lab, lab_secrets):
+    """The real master's pillar (reclass, then the stacksalt_secrets ext_pillar): a compute
+    node holds its ops user's hash only; the masters, which render the OpenStack Secret
+    and the service-account key, hold those; cfg01 the registry's password."""
+    code, out = lab.salt("*", "pillar.item", "secrets", "unmask=True")
+    assert code == 0
+    received = {m: set(v.get("secrets") or {}) for m, v in out.items()}
+    assert set(received) == {n.minion_id for n in lab.plan.nodes}
+    for minion, names in received.items():
+        for name in names:
+            assert out[minion]["secrets"][name] == lab_secrets[name], (minion, name)
+        if minion.startswith(("cmp", "ctl")):
+            assert names == {"linux_ops_password_hash"}, (minion, sorted(names))
+        elif minion.startswith("cfg"):
+            assert names == {"docker_registry_password", "linux_ops_password_hash"}, minion
+        else:
+            assert names == set(lab_secrets) - {"docker_registry_password"}, minion

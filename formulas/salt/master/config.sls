@@ -1,11 +1,13 @@
 {#- The master's configuration: formulas, pillar, the reclass ext_pillar and master_tops
-    (same engine options as stacksalt.engine.ENGINE_OPTIONS), peer signing, gpg keys. #}
+    (same engine options as stacksalt.engine.ENGINE_OPTIONS), the secrets ext_pillar after
+    it (each minion gets only the secrets its model references), peer signing, gpg keys. #}
 {%- from "salt/map.jinja" import master with context %}
 {%- set config = {
     'interface': master.interface,
     'file_roots': {'base': master.file_roots},
     'pillar_roots': {'base': master.pillar_roots},
-    'ext_pillar': [{'reclass': master.reclass}],
+    'pillar_dirs': master.pillar_dirs,
+    'ext_pillar': [{'reclass': master.reclass}, {'stacksalt_secrets': master.secrets}],
     'master_tops': {'reclass': master.reclass},
     'peer': master.peer,
     'auto_accept': master.auto_accept,

@@ -19,7 +19,7 @@ from docker.types import Mount
 from rich.console import Console
 from rich.table import Table
 
-from stacksalt import paths, secrets
+from stacksalt import engine, paths, secrets
 from stacksalt.deployment import Deployment
 from stacksalt.lab import containers, dockerd, images, registry_trust, summary
 from stacksalt.lab.plan import LabNode, LabPlan, plan
@@ -116,8 +116,7 @@ def _bootstrap_master(container, lab: LabPlan) -> None:
             "id": lab.master.minion_id,
             "file_client": "local",
             "file_roots": {"base": [f"{base}/formulas"]},
-            "pillar_roots": {"base": [f"{base}/pillar"]},
-            "ext_pillar": [{"reclass": {"inventory_base_uri": f"{base}/reclass"}}],
+            **engine.pillar_options(f"{base}/formulas", f"{base}/pillar", f"{base}/reclass"),
             "gpg_keydir": "/etc/salt/gpgkeys",
         }
         _put_file(container, f"{BOOTSTRAP_DIR}/minion", yaml.safe_dump(conf).encode())
