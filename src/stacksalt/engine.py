@@ -41,6 +41,8 @@ _STORAGE_OPTIONS = ("storage_type", "nodes_uri", "classes_uri")
 # (formulas/_pillar/stacksalt_secrets.py), after reclass. The salt formula renders the same
 # list for the real master from the model (a fast test checks they agree).
 SECRETS_EXT_PILLAR = "stacksalt_secrets"
+# ... and the one that expands the CA minion's per-node signing policy templates.
+POLICIES_EXT_PILLAR = "stacksalt_signing_policies"
 
 
 def pillar_options(formulas: str | Path, pillar: str | Path,
@@ -53,6 +55,7 @@ def pillar_options(formulas: str | Path, pillar: str | Path,
         "ext_pillar": [
             {"reclass": {"inventory_base_uri": str(inventory)}},
             {SECRETS_EXT_PILLAR: {"secrets_dir": f"{pillar}/secrets"}},
+            {POLICIES_EXT_PILLAR: {}},
         ],
     }
 

@@ -5,13 +5,15 @@ A key of the model whose name ends in ``_secret`` (or a value of a ``secret_env`
 ``secrets`` pillar (``pillar/secrets/<deployment>.sls``, rendered ``#!yaml|gpg``).
 For a test deployment such as ``lab``, :func:`generate` makes a throwaway gpg key under
 ``.stacksalt/<deployment>/gpgkeys`` and a random value for every referenced name (a name
-ending in ``_hash`` gets a crypt(3) hash, one ending in ``_key`` an RSA private key PEM); values
+ending in ``_hash`` gets a crypt(3) hash, one containing ``_encryption_key`` 32 random bytes
+in base64, one ending in ``_key`` an RSA private key PEM); values
 already present are kept, so converging again changes nothing. No secret and no private
 key is ever written into the git tree's tracked files.
 """
 
 from __future__ import annotations
 
+import base64
 import secrets as pysecrets
 import subprocess
 from pathlib import Path
@@ -73,6 +75,9 @@ def ensure_key(deployment: str) -> str:
 
 
 def _new_value(name: str) -> str:
+    if "_encryption_key" in name:
+        # an AES-256 key for Kubernetes' EncryptionConfiguration: 32 random bytes, base64
+        return base64.b64encode(pysecrets.token_bytes(32)).decode()
     if name.endswith("_key"):
         # an RSA private key (PEM), e.g. the Kubernetes service-account signing key
         out = subprocess.run(

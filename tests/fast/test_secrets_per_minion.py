@@ -80,7 +80,7 @@ def test_nodes_without_a_role_get_no_role_secrets(compiled):
         assert bool(received & crown) == is_master, (node, sorted(received & crown))
         if node.startswith("cmp"):
             assert received == {"linux_ops_password_hash"}, (node, sorted(received))
-    assert len(values) == 14 and max(counts.values()) < len(values), counts
+    assert max(counts.values()) < len(values), counts
 
 
 def test_a_secret_that_does_not_decrypt_fails_the_pillar_naming_file_and_key(tmp_path):

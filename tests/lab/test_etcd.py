@@ -12,13 +12,23 @@ pytestmark = pytest.mark.lab
 PKI = "/etc/etcd/pki"
 
 
-def etcdctl(host, *args: str, endpoints: str | None = None) -> str:
+def etcdctl(host, *args: str, endpoints: str | None = None,
+            identity: str = f"{PKI}/root-client") -> str:
+    """etcdctl as `identity` (a certificate path without .crt/.key; default: the root
+    user's, since etcd's auth is on and reads and writes need a user)."""
     ep = endpoints or "https://127.0.0.1:2379"
     return host.check_output(
         f"ETCDCTL_API=3 etcdctl --endpoints={ep} --cacert={PKI}/ca.crt "
-        f"--cert={PKI}/healthcheck-client.crt --key={PKI}/healthcheck-client.key "
-        + " ".join(args)
+        f"--cert={identity}.crt --key={identity}.key " + " ".join(args)
     )
+
+
+def etcdctl_as(host, identity: str, *args: str):
+    """(exit code, stderr's last line) of etcdctl on `host` as `identity`."""
+    res = host.run(
+        f"ETCDCTL_API=3 etcdctl --endpoints=https://127.0.0.1:2379 --cacert={PKI}/ca.crt "
+        f"--cert={identity}.crt --key={identity}.key " + " ".join(args))
+    return res.rc, (res.stderr.strip().splitlines() or [""])[-1]
 
 
 def cluster_endpoints(lab) -> str:
@@ -119,3 +129,64 @@ def test_stopped_member_rejoins_after_apply(lab):
     etcdctl(host, "put", "/stacksalt/rejoin", "ok")
     assert etcdctl(lab.host("mst03.lab.local"), "get", "--print-value-only",
                    "/stacksalt/rejoin").strip() == "ok"
+
+
+def test_auth_limits_calico_to_its_prefix_and_the_apiserver_to_registry(lab, tmp_path):
+    """etcd's auth is keyed on the client certificate's CN: cmp01's Calico certificate
+    (the one every node holds) is refused on /registry and allowed on /calico; the
+    apiserver's identity the other way round; an identity that is no user gets nothing."""
+    cmp01, mst01 = lab.container("cmp01.lab.local"), lab.host("mst01.lab.local")
+    # cmp01 has no etcdctl: its key and certificate go to a 0700 directory on mst01
+    probe = "/root/stacksalt-calico-probe"
+    mst01.run_expect([0], f"install -d -m 0700 {probe}")
+    try:
+        for name in ("etcd-client.crt", "etcd-client.key"):
+            data = cmp01.exec_run(["cat", f"/etc/calico/pki/{name}"]).output
+            _put(lab.container("mst01.lab.local"), f"{probe}/{name}", data)
+        calico = f"{probe}/etcd-client"
+        subject = mst01.check_output(f"openssl x509 -in {calico}.crt -noout -subject")
+        assert subject.endswith("CN = calico"), subject
+        rc, err = etcdctl_as(mst01, calico, "put", "/registry/secrets/default/stacksalt", "x")
+        assert rc != 0 and "permission denied" in err, err
+        rc, err = etcdctl_as(mst01, calico, "get", "--prefix", "/registry/")
+        assert rc != 0 and "permission denied" in err, err
+        rc, err = etcdctl_as(mst01, calico, "put", "/calico/stacksalt-probe", "x")
+        assert rc == 0, err
+        assert etcdctl_as(mst01, calico, "del", "/calico/stacksalt-probe")[0] == 0
+    finally:
+        mst01.run(f"rm -rf {probe}")
+    apiserver = "/etc/kubernetes/pki/apiserver-etcd-client"
+    rc, err = etcdctl_as(mst01, apiserver, "put", "/registry/stacksalt-probe", "x")
+    assert rc == 0, err
+    assert etcdctl_as(mst01, apiserver, "del", "/registry/stacksalt-probe")[0] == 0
+    # what a real apiserver also needs: leases (event TTLs) and compaction
+    assert etcdctl_as(mst01, apiserver, "lease", "grant", "30")[0] == 0
+    rc, err = etcdctl_as(mst01, apiserver, "put", "/calico/stacksalt-probe", "x")
+    assert rc != 0 and "permission denied" in err, err
+    # the healthcheck identity is no user: health answers, data does not
+    rc, err = etcdctl_as(mst01, f"{PKI}/healthcheck-client", "get", "/registry/x")
+    assert rc != 0 and "permission denied" in err, err
+    assert etcdctl_as(mst01, f"{PKI}/healthcheck-client", "endpoint", "health")[0] == 0
+
+
+def test_auth_state_is_idempotent_and_roles_are_the_models(lab):
+    mst01 = lab.host("mst01.lab.local")
+    roles = json.loads(etcdctl(mst01, "user get calico -w json"))["roles"]
+    assert roles == ["calico"]
+    perms = json.loads(etcdctl(mst01, "role get calico -w json"))["perm"]
+    assert len(perms) == 1 and perms[0]["permType"] == 2
+    code, out = lab.salt("mst01.lab.local", "state.sls", "etcd.server.auth")
+    state = next(v for k, v in out["mst01.lab.local"].items() if "etcd-server-auth-enabled" in k)
+    assert state["result"] is True and state["changes"] == {}, state
+
+
+def _put(container, path: str, data: bytes) -> None:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(path.rsplit("/", 1)[1])
+        info.size, info.mode = len(data), 0o600
+        tar.addfile(info, io.BytesIO(data))
+    container.put_archive(path.rsplit("/", 1)[0], buf.getvalue())

@@ -1,8 +1,9 @@
 {#- etcd client TLS for Calico on this node (calico-node, the CNI plugin, calicoctl,
     calico-kube-controllers all read these files from the host; none of them is ever put
     into a Kubernetes Secret or manifest). The key is made here and never leaves the node;
-    the certificate is signed by the CA minion under the etcd_calico_client policy (the
-    shared pattern: pki/macros.jinja). #}
+    the certificate is signed by the CA minion under the etcd_calico_client policy, its
+    CN pinned to etcd's Calico user (etcd.server.auth gives it /calico/ only; the shared
+    pattern: pki/macros.jinja). #}
 {%- from "calico/map.jinja" import node, pki with context %}
 {%- from "pki/macros.jinja" import key_and_certificate, ca_certificate with context %}
 {%- set ssl = node.etcd.ssl %}
@@ -21,5 +22,5 @@ calico-node-pki-directory-managed:
     - makedirs: true
 {{ ca_certificate('calico-node-etcd', pki.ca, ssl, require=pki_dir) }}
 {{ key_and_certificate('calico-node-etcd-client', path, ssl,
-    ssl.client_policy, 'calico-' ~ node.name, (pki.ca, 'calico-node-etcd-ca-certificate-managed'),
+    ssl.client_policy, node.etcd.user, (pki.ca, 'calico-node-etcd-ca-certificate-managed'),
     require=pki_dir) }}

@@ -3,3 +3,4 @@ include:
   - etcd.server.certificates
   - etcd.server.config
   - etcd.server.service
+  - etcd.server.auth

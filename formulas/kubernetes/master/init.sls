@@ -1,6 +1,7 @@
 {%- from "kubernetes/map.jinja" import master with context %}
 include:
   - kubernetes.master.pki
+  - kubernetes.master.encryption
   - kubernetes.master.kubeconfig
   - kubernetes.master.manifests
 {%- if master.keepalived.enabled %}

@@ -10,6 +10,7 @@ include:
   - kubernetes.common.pki
   - kubernetes.master.pki
   - kubernetes.master.kubeconfig
+  - kubernetes.master.encryption
 {%- for name in ('kube-apiserver', 'kube-controller-manager', 'kube-scheduler') %}
 {%- set kubeconfig = common.config_dir ~ '/' ~ name | replace('kube-', '') ~ '.conf' %}
 {%- import_yaml "kubernetes/files/objects/" ~ name ~ ".yaml" as pod with context %}
@@ -28,6 +29,9 @@ kubernetes-master-{{ name }}-manifest-managed:
       - x509: kubernetes-master-apiserver-kubelet-client-certificate-managed
       - x509: kubernetes-master-front-proxy-client-certificate-managed
       - file: kubernetes-master-service-account-public-key-managed
+{%- if master.encryption.enabled %}
+      - file: kubernetes-master-secrets-encryption-config-managed
+{%- endif %}
 {%- else %}
       - file: kubernetes-master-{{ name | replace('kube-', '') }}-kubeconfig-managed
 {%- endif %}

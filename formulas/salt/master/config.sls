@@ -1,13 +1,15 @@
 {#- The master's configuration: formulas, pillar, the reclass ext_pillar and master_tops
     (same engine options as stacksalt.engine.ENGINE_OPTIONS), the secrets ext_pillar after
-    it (each minion gets only the secrets its model references), peer signing, gpg keys. #}
+    it (each minion gets only the secrets its model references) and the per-node signing
+    policies (the CA minion's templates expanded over the host table), peer signing, gpg keys. #}
 {%- from "salt/map.jinja" import master with context %}
 {%- set config = {
     'interface': master.interface,
     'file_roots': {'base': master.file_roots},
     'pillar_roots': {'base': master.pillar_roots},
     'pillar_dirs': master.pillar_dirs,
-    'ext_pillar': [{'reclass': master.reclass}, {'stacksalt_secrets': master.secrets}],
+    'ext_pillar': [{'reclass': master.reclass}, {'stacksalt_secrets': master.secrets},
+                   {'stacksalt_signing_policies': {}}],
     'master_tops': {'reclass': master.reclass},
     'peer': master.peer,
     'auto_accept': master.auto_accept,
