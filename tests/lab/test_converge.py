@@ -91,3 +91,21 @@ def test_each_minion_receives_only_the_secrets_its_model_references(lab, lab_sec
             assert names == {"docker_registry_password", "linux_ops_password_hash"}, minion
         else:
             assert names == set(lab_secrets) - {"docker_registry_password"}, minion
+
+
+def test_secrets_encryption_config_on_the_masters_only(lab, lab_secrets):
+    import yaml
+
+    path = "/etc/kubernetes/pki/secrets-encryption.yaml"
+    for node in lab.plan.nodes:
+        f = lab.host(node.minion_id).file(path)
+        if not node.minion_id.startswith("mst"):
+            assert not f.exists, node.minion_id
+            continue
+        assert f.mode == 0o600 and f.user == "root", node.minion_id
+        doc = yaml.safe_load(f.content_string)
+        key = doc["resources"][0]["providers"][0]["aescbc"]["keys"][0]["secret"]
+        assert key == lab_secrets["kubernetes_secrets_encryption_key1"].strip()
+        manifest = lab.host(node.minion_id).file(
+            "/etc/kubernetes/manifests/kube-apiserver.yaml").content_string
+        assert f"--encryption-provider-config={path}" in manifest
