@@ -229,6 +229,36 @@ def kubectl_base(tools: dict, step: dict) -> list[str]:
     return base
 
 
+def readyz_argv(tools: dict) -> list[str]:
+    """`kubectl get --raw /readyz`: exit 0 and `ok` once the apiserver is ready (its etcd
+    answers, its post-start hooks ran)."""
+    k = tools["kubectl"]
+    return [k["binary"], f"--kubeconfig={k['kubeconfig']}", "--request-timeout=5s", "get",
+            "--raw", "/readyz"]
+
+
+def wait_ready(tools: dict, timeout: float, wait_grace: float,
+               interval: float = POLL) -> str | None:
+    """Poll the apiserver's /readyz until it answers `ok`, for up to `timeout` seconds:
+    None when ready, else one line saying what was waited for and the last answer."""
+    argv = readyz_argv(tools)
+    t0 = time.monotonic()
+    tries = 0
+    while True:
+        tries += 1
+        res = run(argv, 5 + wait_grace)
+        if res["rc"] == 0 and not res["timed_out"] and res["out"].strip() == "ok":
+            return None
+        if time.monotonic() - t0 + interval > timeout:
+            last = " ".join(res["out"].split()) or f"exit {res['rc']}"
+            if len(last) > 300:
+                last = last[:300] + "..."
+            return (f"the apiserver was not ready within {timeout:g}s ({tries} tries of "
+                    f"`kubectl --kubeconfig={tools['kubectl']['kubeconfig']} get --raw "
+                    f"/readyz`), nothing applied; last answer: {last}")
+        time.sleep(interval)
+
+
 def calicoctl_argv(tools: dict, *args: str) -> list[str]:
     c = tools["calicoctl"]
     return [c["binary"], *args, f"--config={c['config']}"]
@@ -433,8 +463,12 @@ def phases(step: dict, tools: dict, field_manager: str, timeout: int) -> list[tu
 
 def execute(steps: list[dict], record: dict[str, str], sums: dict[str, str], *, tools: dict,
             field_manager: str, rollout_timeout: int, wait_grace: float, save=None,
-            interval: float = POLL) -> dict:
+            interval: float = POLL, api_timeout: float = 300) -> dict:
     """Apply and wait for every pending step in order; stop at the first failure.
+
+    Before the first step (when any is pending) the apiserver's /readyz is awaited for
+    up to api_timeout seconds; if it never answers ok, nothing is applied (the failure's
+    phase is `ready`).
 
     `save(record)` is called after each successful step. A step's own `timeout` wins over
     rollout_timeout. Returns the report:
@@ -456,6 +490,14 @@ def execute(steps: list[dict], record: dict[str, str], sums: dict[str, str], *, 
         report["not_applied"] = [s["name"] for s in todo[i + 1:]]
         return report
 
+    if todo:
+        not_ready = wait_ready(tools, api_timeout, wait_grace, interval)
+        if not_ready:
+            report["failed"] = {"name": "apiserver-readyz", "kind": "", "object": "/readyz",
+                                "phase": "ready", "timed_out": True,
+                                "message": redact(not_ready, secrets)}
+            report["not_applied"] = [s["name"] for s in todo]
+            return report
     for i, step in enumerate(todo):
         timeout = int(step.get("timeout") or rollout_timeout)
         hard = timeout + wait_grace
@@ -553,7 +595,7 @@ def summary(report: dict) -> str:
 
 def applied(name, state_file="/var/lib/stacksalt/kubernetes/applied.json", rollout_timeout=None,
             wait_grace=10, field_manager="stacksalt",
-            event_tag="stacksalt/kubernetes/objects/applied", tools=None):
+            event_tag="stacksalt/kubernetes/objects/applied", tools=None, api_timeout=300):
     """The objects of the plan `name` (path of apply-plan.yaml) applied in order.
 
     name
@@ -565,6 +607,8 @@ def applied(name, state_file="/var/lib/stacksalt/kubernetes/applied.json", rollo
         plan's); the tool is killed wait_grace seconds later if it does not return
     event_tag
         the tag of the event sent to the salt master after a real run
+    api_timeout
+        seconds to wait for the apiserver's /readyz before the first step
     tools
         overrides of the plan's `tools` ({kubectl: {binary, kubeconfig}, calicoctl:
         {binary, config}}), merged per tool
@@ -605,7 +649,7 @@ def applied(name, state_file="/var/lib/stacksalt/kubernetes/applied.json", rollo
         report = execute(
             steps, record, sums, tools=plan_tools, field_manager=field_manager,
             rollout_timeout=timeout, wait_grace=float(wait_grace),
-            save=lambda r: write_record(state_file, r))
+            save=lambda r: write_record(state_file, r), api_timeout=float(api_timeout))
     t_total = round(sum(s["apply_seconds"] + (s["wait_seconds"] or 0)
                         for s in report["steps"]), 3)
     minion = __opts__.get("id")  # noqa: F821

@@ -105,12 +105,13 @@ class Tools:
 
 def verbs(calls: list[dict]) -> list[str]:
     """Each call as '<verb> <file basename or kind/name>' (kubectl) or 'calicoctl <verb>
-    <what>'; the watcher beside each Job's wait for Complete left out."""
+    <what>'; the watcher beside each Job's wait for Complete and the /readyz polls left
+    out."""
     out = []
     for call in calls:
         rest = [a for a in call["argv"]
                 if not a.startswith(("--kubeconfig=", "--namespace=", "--config="))]
-        if "--for=condition=failed" in rest:
+        if "--for=condition=failed" in rest or "/readyz" in rest:
             continue
         prefix = "calicoctl " if call["tool"] == "calicoctl" else ""
         if rest[0] == "apply":
@@ -203,13 +204,61 @@ def env(tmp_path, monkeypatch):
     return plan, tools, state
 
 
-def run(plan: Path, tools: Tools, state: Path, timeout: int = 5, grace: float = 1.0):
+def run(plan: Path, tools: Tools, state: Path, timeout: int = 5, grace: float = 1.0,
+        api_timeout: float = 5):
     steps, settings = sk.load_plan(str(plan))
     record = sk.read_record(str(state))
     sums = sk.digests(steps)
     return sk.execute(steps, record, sums, tools=settings["tools"], field_manager="stacksalt",
                       rollout_timeout=timeout, wait_grace=grace, interval=0.2,
-                      save=lambda r: sk.write_record(str(state), r))
+                      save=lambda r: sk.write_record(str(state), r), api_timeout=api_timeout)
+
+
+def readyz_calls(calls: list[dict]) -> list[int]:
+    """Indexes of the `kubectl get --raw /readyz` calls."""
+    return [i for i, c in enumerate(calls) if c["argv"][-3:] == ["get", "--raw", "/readyz"]]
+
+
+def test_readyz_is_awaited_before_the_first_step(env):
+    """An apiserver that answers /readyz only at the third poll: the apply polls it
+    (through the plan's kubectl and kubeconfig) and applies nothing before it is ok."""
+    plan, tools, state = env
+    (tools.dir / "answers.json").write_text(json.dumps({"rules": [], "nodes": tools.nodes,
+                                                        "not_ready_calls": 2}))
+    report = run(plan, tools, state)
+    assert report["failed"] is None, report["failed"]
+    calls = tools.calls()
+    assert readyz_calls(calls) == [0, 1, 2]
+    assert calls[0]["tool"] == "kubectl"
+    assert f"--kubeconfig={tools.kubeconfig}" in calls[0]["argv"]
+    assert len(calls) > 3 and 3 not in readyz_calls(calls)
+
+
+def test_apiserver_never_ready_fails_in_one_line_and_applies_nothing(env):
+    plan, tools, state = env
+    (tools.dir / "answers.json").write_text(json.dumps({"rules": [], "nodes": tools.nodes,
+                                                        "not_ready_calls": 1000}))
+    report = run(plan, tools, state, api_timeout=1)
+    calls = tools.calls()
+    assert calls and len(readyz_calls(calls)) == len(calls)  # no other call
+    failed = report["failed"]
+    assert failed["phase"] == "ready" and failed["timed_out"]
+    assert report["changed"] == [] and report["not_applied"] == [s[0] for s in STEPS]
+    message = failed["message"]
+    assert "\n" not in message
+    assert message.startswith("the apiserver was not ready within 1s")
+    assert f"--kubeconfig={tools.kubeconfig} get --raw /readyz" in message
+    assert "readyz check failed" in message
+    assert not state.exists()
+    assert sk.summary(report).startswith("FAILED at the apiserver was not ready")
+
+
+def test_nothing_pending_polls_no_readyz(env):
+    plan, tools, state = env
+    run(plan, tools, state)
+    tools.reset()
+    report = run(plan, tools, state)
+    assert report["changed"] == [] and tools.calls() == []
 
 
 def test_first_run_applies_every_step_in_plan_order_and_waits(env):
@@ -234,6 +283,9 @@ def test_first_run_applies_every_step_in_plan_order_and_waits(env):
         "apply daemonset-nova-compute.yaml", "rollout daemonset/nova-compute",
     ]
     calls = [c["argv"] for c in tools.calls()]
+    # the apiserver's /readyz first, then the plan's steps
+    assert calls.pop(0) == [f"--kubeconfig={tools.kubeconfig}",
+                            "--request-timeout=5s", "get", "--raw", "/readyz"]
     assert calls[0] == ["apply", "-f", str(plan.parent / "calico/resources/ippool.yaml"),
                         f"--config={tools.calico_config}"]
     ds = calls[1]
@@ -476,7 +528,8 @@ def test_bootstrap_job_is_skipped_once_the_workload_exists(env):
     tools.answer([{"match": ["get", "deployment/keystone"], "out": "deployment.apps/keystone"}])
     report = run(plan, tools, state)
     assert report["failed"] is None
-    gets = [c["argv"] for c in tools.calls() if "get" in c["argv"] and c["tool"] == "kubectl"]
+    gets = [c["argv"] for c in tools.calls() if "get" in c["argv"] and c["tool"] == "kubectl"
+            and "/readyz" not in c["argv"]]
     assert gets and gets[0][2:] == ["get", "deployment/keystone", "--ignore-not-found",
                                     "-o", "name"]
     assert not any("keystone-bootstrap" in arg for c in tools.calls()

@@ -31,17 +31,36 @@ kubectl
   - ``get <kind>/<name> --ignore-not-found -o name``: the name if the object exists;
   - ``delete job/<name>``: removes it.
 
+  - ``get --raw /readyz``: ``ok``, or (answers ``"not_ready_calls": N``) an error for the
+    first N such calls, as an apiserver that is still starting;
+
 calicoctl
   - needs its --config file, and the etcd CA, certificate and key it names, readable;
   - ``apply -f``: creates or replaces the resource; replacing a Node that calico-node
     registered is refused (it would drop what calico-node set: patch it instead);
   - ``get node <name>``: exit 1 until the node is registered;
   - ``patch node <name> --patch=<json>`` and ``label nodes <name> k=v``: the node must exist.
+
+Strict preconditions: when <dir>/strict.json exists, every call of either tool first checks
+what a real kubectl or calicoctl needs at that moment on a master, and each failure is
+appended to <dir>/precondition_failures.jsonl ({tool, argv, failures}) and refuses the
+call (exit 1). strict.json:
+
+    {"etcdctl": "/usr/bin/etcdctl",              # the real one: etcd answers over TLS
+     "etcd_endpoints": "https://10.0.0.11:2379",  # `endpoint health --cluster`: quorum
+     "etcd_cacert": ..., "etcd_cert": ..., "etcd_key": ...,
+     "apiserver_manifest": "/etc/kubernetes/manifests/kube-apiserver.yaml",
+     "kubelet_unit": "kubelet", "systemctl": "systemctl",  # `systemctl is-active`
+     "kubernetes_version": "1.33.5",              # the schemas every -f file must pass
+     "python_path": ["/srv/stacksalt/src"]}       # where stacksalt.validate is imported
+
+Every key is optional; a check whose key is missing is not made.
 """
 
 import fcntl
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -154,7 +173,10 @@ def kubectl(argv, answers):
     readable(flag(argv, "kubeconfig"), "the kubeconfig")
     namespace = flag(argv, "namespace")
     rest = [a for a in argv if not a.startswith(("--kubeconfig=", "--namespace="))]
+    rest = [a for a in rest if not a.startswith("--request-timeout=")]
     verb = rest[0] if rest else ""
+    if verb == "get" and "--raw" in rest:
+        return readyz(rest, answers)
     if verb == "wait" and "--for=condition=failed" in rest:
         time.sleep(3600)  # a Job that does not fail: killed by the apply
     cluster = Cluster()
@@ -213,6 +235,24 @@ def kubectl(argv, answers):
         cluster.lock.close()
 
 
+def readyz(rest, answers):
+    path = rest[rest.index("--raw") + 1]
+    if path != "/readyz":
+        raise Refused(f"error: the recorder answers only /readyz, not {path}")
+    cluster = Cluster()
+    try:
+        calls = cluster.data.get("readyz_calls", 0) + 1
+        cluster.data["readyz_calls"] = calls
+        cluster.save()
+    finally:
+        cluster.lock.close()
+    if calls <= int(answers.get("not_ready_calls", 0)):
+        raise Refused("Error from server (InternalServerError): an error on the server "
+                      "(\"[-]etcd failed: reason withheld\\nreadyz check failed\") has "
+                      "prevented the request from succeeding")
+    return 0, "ok"
+
+
 # ---------------------------------------------------------------------- calicoctl
 
 
@@ -264,6 +304,89 @@ def calicoctl(argv, answers):
         cluster.lock.close()
 
 
+# ---------------------------------------------------------------------- strict preconditions
+
+
+def strict_config():
+    try:
+        with open(os.path.join(DIR, "strict.json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return None
+
+
+def etcd_failure(cfg):
+    argv = [cfg["etcdctl"], f"--endpoints={cfg['etcd_endpoints']}",
+            f"--cacert={cfg.get('etcd_cacert')}", f"--cert={cfg.get('etcd_cert')}",
+            f"--key={cfg.get('etcd_key')}", "--command-timeout=5s", "endpoint", "health",
+            "--cluster"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                              env=dict(os.environ, ETCDCTL_API="3"), check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"etcd: `etcdctl endpoint health --cluster` could not run: {exc}"
+    if proc.returncode != 0:
+        out = " ".join((proc.stdout + proc.stderr).split())[:300]
+        return f"etcd: not healthy with quorum over TLS (etcdctl exit {proc.returncode}): {out}"
+    return None
+
+
+def kubelet_failure(cfg):
+    unit = cfg["kubelet_unit"]
+    try:
+        proc = subprocess.run([cfg.get("systemctl", "systemctl"), "is-active", unit],
+                              capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"kubelet: `systemctl is-active {unit}` could not run: {exc}"
+    state = proc.stdout.strip() or f"exit {proc.returncode}"
+    if proc.returncode != 0 or state != "active":
+        return f"kubelet: unit {unit} is not active ({state}): nothing runs the apiserver"
+    return None
+
+
+def schema_failures(cfg, argv):
+    """Each -f file parses and passes its schema (the fast tier's stacksalt.validate)."""
+    if "-f" not in argv:
+        return []
+    path = argv[argv.index("-f") + 1]
+    try:
+        with open(path, encoding="utf-8") as fh:
+            obj = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError) as exc:
+        return [f"{path}: does not parse: {' '.join(str(exc).split())}"]
+    for entry in cfg.get("python_path") or []:
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    try:
+        from stacksalt.validate import kubernetes as schemas
+    except ImportError as exc:
+        return [f"{path}: cannot be validated: stacksalt.validate not importable ({exc})"]
+    return [f"{path}: {e}" for e in schemas.validate(obj, str(cfg["kubernetes_version"]))]
+
+
+def precondition_failures(tool, argv):
+    """What a real tool would lack at this moment ([] in a non-strict run)."""
+    cfg = strict_config()
+    if cfg is None:
+        return []
+    failures = []
+    if cfg.get("etcdctl"):
+        failures.append(etcd_failure(cfg))
+    manifest = cfg.get("apiserver_manifest")
+    if manifest and not os.path.isfile(manifest):
+        failures.append(f"apiserver: its static pod manifest {manifest} does not exist")
+    if cfg.get("kubelet_unit"):
+        failures.append(kubelet_failure(cfg))
+    if cfg.get("kubernetes_version"):
+        failures += schema_failures(cfg, argv)
+    failures = [f for f in failures if f]
+    if failures:
+        with open(os.path.join(DIR, "precondition_failures.jsonl"), "a",
+                  encoding="utf-8") as fh:
+            fh.write(json.dumps({"tool": tool, "argv": argv, "failures": failures}) + "\n")
+    return failures
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -282,7 +405,10 @@ def main() -> int:
     record = {"tool": tool, "argv": argv, "start": start, "pid": os.getpid()}
     with open(os.path.join(DIR, "calls.jsonl"), "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
-    if rule is not None:
+    failures = precondition_failures(tool, argv)
+    if failures:
+        rc, out = 1, f"error: {tool} cannot work yet: " + "; ".join(failures)
+    elif rule is not None:
         rc, out = rule.get("rc", 0), rule.get("out", "")
         path = argv[argv.index("-f") + 1] if "-f" in argv else None
         if rule.get("echo_file") and path:

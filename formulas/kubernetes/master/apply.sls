@@ -11,6 +11,10 @@
 {%- set objects = salt['stacksalt_objects.settings']() %}
 {%- set hostname = salt['pillar.get']('kubernetes:common:hostname') %}
 {%- set binaries = salt['pillar.get']('kubernetes:common:binaries:install', False) %}
+{#- the node's other roles the apply needs, as they are enabled (see "Order of the first
+    converge" in README.md): included, so the requisites below exist in any rendering #}
+{%- set etcd_member = salt['pillar.get']('etcd:server:enabled', False) %}
+{%- set calico_node = salt['pillar.get']('calico:node:enabled', False) %}
 {%- if not objects.enabled %}
 
 kubernetes-master-apply-nothing-to-apply:
@@ -22,8 +26,17 @@ include:
   - kubernetes.master.objects
 {%- if objects.apply and hostname == objects.applier %}
   - kubernetes.master.kubeconfig
+  - kubernetes.master.manifests
+  - kubernetes.pool.kubelet
 {%- if binaries %}
   - kubernetes.common.binaries
+{%- endif %}
+{%- if calico_node %}
+  - calico.node.certificates
+  - calico.node.calicoctl
+{%- endif %}
+{%- if etcd_member %}
+  - etcd.server.service
 {%- endif %}
 {%- endif %}
 {%- if not objects.apply %}
@@ -66,12 +79,23 @@ kubernetes-master-objects-applied:
     - wait_grace: {{ objects.wait_grace }}
     - field_manager: {{ objects.field_manager }}
     - event_tag: {{ objects.event_tag }}
+    - api_timeout: {{ objects.api_timeout }}
+    {#- `sls:` names the states written in that file (not its includes) #}
     - require:
       - saltutil: kubernetes-master-apply-state-module-synced
       - sls: kubernetes.master.objects
       - sls: kubernetes.master.kubeconfig
+      - file: kubernetes-master-kube-apiserver-manifest-managed
+      - sls: kubernetes.pool.kubelet
 {%- if binaries %}
       - sls: kubernetes.common.binaries
+{%- endif %}
+{%- if calico_node %}
+      - sls: calico.node.certificates
+      - sls: calico.node.calicoctl
+{%- endif %}
+{%- if etcd_member %}
+      - cmd: etcd-server-cluster-healthy-with-quorum
 {%- endif %}
 {%- endif %}
 {%- endif %}

@@ -6,11 +6,16 @@
 {%- for member in master.etcd.members %}
 {%- do etcd_servers.append('https://' ~ member.host ~ ':' ~ master.etcd.port) %}
 {%- endfor %}
+{#- an etcd member waits for etcd's quorum before its apiserver can start (etcd formula) #}
+{%- set etcd_member = salt['pillar.get']('etcd:server:enabled', False) %}
 include:
   - kubernetes.common.pki
   - kubernetes.master.pki
   - kubernetes.master.kubeconfig
   - kubernetes.master.encryption
+{%- if etcd_member %}
+  - etcd.server.service
+{%- endif %}
 {%- for name in ('kube-apiserver', 'kube-controller-manager', 'kube-scheduler') %}
 {%- set kubeconfig = common.config_dir ~ '/' ~ name | replace('kube-', '') ~ '.conf' %}
 {%- import_yaml "kubernetes/files/objects/" ~ name ~ ".yaml" as pod with context %}
@@ -31,6 +36,9 @@ kubernetes-master-{{ name }}-manifest-managed:
       - file: kubernetes-master-service-account-public-key-managed
 {%- if master.encryption.enabled %}
       - file: kubernetes-master-secrets-encryption-config-managed
+{%- endif %}
+{%- if etcd_member %}
+      - cmd: etcd-server-cluster-healthy-with-quorum
 {%- endif %}
 {%- else %}
       - file: kubernetes-master-{{ name | replace('kube-', '') }}-kubeconfig-managed
