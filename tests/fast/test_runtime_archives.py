@@ -86,7 +86,8 @@ def test_production_installs_the_pinned_archives(production):
         arch = dep.parameters(node)["kubernetes"]["common"]["arch"]
         assert "kubernetes-common-containerd-package-installed" not in states, node
         for part, template, state_id in (
-                ("containerd", "containerd_archive_url", "kubernetes-common-containerd-archive-managed"),
+                ("containerd", "containerd_archive_url",
+                 "kubernetes-common-containerd-archive-managed"),
                 ("runc", "runc_url", "kubernetes-common-runc-binary-managed"),
                 ("cni_plugins", "cni_plugins_archive_url",
                  "kubernetes-common-cni-plugins-archive-managed")):
@@ -103,7 +104,8 @@ def test_production_installs_the_pinned_archives(production):
         assert a["members"] == {f"bin/{n}": f"/usr/local/bin/{n}"
                                 for n in k8s_defaults["containerd"]["binaries"]}
         assert "containerd-shim-runc-v2" in k8s_defaults["containerd"]["binaries"]
-        assert a["archive"] == call(states, "kubernetes-common-containerd-archive-managed")[1]["name"]
+        download = call(states, "kubernetes-common-containerd-archive-managed")[1]
+        assert a["archive"] == download["name"]
         fn, a = call(states, "kubernetes-common-cni-plugins-installed")
         assert a["members"] == {f"./{n}": f"/opt/cni/bin/{n}"
                                 for n in k8s_defaults["cni_plugins"]["plugins"]}
@@ -284,8 +286,8 @@ def test_install_state_extracts_only_the_members_and_is_idempotent(tmp_path):
     os.chmod(dest / "ctr", 0o777)
     make_archive(arc, {"bin/containerd": b"containerd v2", "bin/ctr": b"ctr v1"})
     ret = mod.installed("containerd 2", str(arc), members)
-    assert ret["changes"]["installed"] == {
-        str(dest / "containerd"): "bin/containerd (content)", str(dest / "ctr"): "bin/ctr (mode 0777)"}
+    assert ret["changes"]["installed"] == {str(dest / "containerd"): "bin/containerd (content)",
+                                           str(dest / "ctr"): "bin/ctr (mode 0777)"}
     assert (dest / "containerd").read_bytes() == b"containerd v2"
 
 
