@@ -24,7 +24,8 @@ class RenderError(RuntimeError):
     pass
 
 
-def _config(root: Path, workdir: Path, minion_id: str | None, deployment: str) -> Path:
+def _config(root: Path, workdir: Path, minion_id: str | None, deployment: str,
+            grains: dict[str, Any] | None = None) -> Path:
     cfg = workdir / "etc"
     cfg.mkdir(parents=True, exist_ok=True)
     run = workdir / "run"
@@ -47,16 +48,22 @@ def _config(root: Path, workdir: Path, minion_id: str | None, deployment: str) -
     }
     if minion_id:
         conf["id"] = minion_id
+    if grains:
+        # static grains, over the ones Salt detects on this host (a test renders a node
+        # as if on another machine)
+        conf["grains"] = grains
     (cfg / "minion").write_text(yaml.safe_dump(conf))
     return cfg
 
 
-def salt_call(minion_id: str, deployment: str, *args: str, root: Path | None = None) -> Any:
-    """`salt-call --local <args>` for minion_id; returns the 'local' part of the JSON."""
+def salt_call(minion_id: str, deployment: str, *args: str, root: Path | None = None,
+              grains: dict[str, Any] | None = None) -> Any:
+    """`salt-call --local <args>` for minion_id (with ``grains`` over the detected ones);
+    returns the 'local' part of the JSON."""
     root = root or paths.repo_root()
     salt_call_bin = Path(sys.executable).with_name("salt-call")
     with tempfile.TemporaryDirectory(prefix="stacksalt-render-") as tmp:
-        cfg = _config(root, Path(tmp), minion_id, deployment)
+        cfg = _config(root, Path(tmp), minion_id, deployment, grains)
         proc = subprocess.run(
             [str(salt_call_bin), "--local", "-c", str(cfg), "--out=json",
              "--retcode-passthrough", *args],

@@ -291,24 +291,57 @@ def test_binary_without_pin_is_refused(lab_secrets, model):
     assert "no sha256 for kubelet 1.34.0 amd64" in str(err.value)
 
 
-def test_keepalived_priorities_follow_master_order(lab_secrets, model):
+def test_keepalived_priorities_follow_master_order(model, rendered):
     p = model["param"]
-    pillar = json.dumps({"kubernetes": {"master": {"keepalived": {"interface": "eth0"}}}})
-
-    def one(node: str):
-        return saltrender.salt_call(node, DEPLOYMENT, "state.show_sls",
-                                    "kubernetes.master.keepalived", f"pillar={pillar}")
-
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        rendered = dict(zip(model["masters"], pool.map(one, model["masters"]), strict=True))
     seen = []
-    for node, states in rendered.items():
-        ctx = args(states, "kubernetes-master-keepalived-config-file-managed")["context"]
+    for node in model["masters"]:
+        ctx = args(rendered[node], "kubernetes-master-keepalived-config-file-managed")["context"]
         assert ctx["vip"] == p["kubernetes_api_vip"]
-        assert ctx["interface"] == "eth0"
+        assert ctx["interface"] == p["kubernetes_api_vip_interface"] == "eth0"
         assert address(model, node) not in ctx["peers"] and len(ctx["peers"]) == 2
         seen.append((ctx["state"], ctx["priority"]))
     assert seen == [("MASTER", 150), ("BACKUP", 140), ("BACKUP", 130)]
+
+
+@pytest.mark.parametrize("deployment", ["lab", "production"])
+def test_keepalived_interface_comes_from_the_model_not_the_grains(deployment):
+    """Rendered on machines whose interfaces differ (none holds the master's address, or
+    another name does), keepalived's states are the same: the model's interface."""
+    from stacksalt import secrets
+
+    secrets.generate(deployment)
+    dep = Deployment.load(deployment)
+    node = next(n for n in dep.node_names
+                if dep.parameters(n).get("kubernetes", {}).get("master", {}).get("enabled"))
+    addr = dep.parameters(node)["linux"]["network"]["address"]
+    interface = dep.parameters(node)["_param"]["kubernetes_api_vip_interface"]
+    machines = [
+        {"ip4_interfaces": {"lo": ["127.0.0.1"]}},
+        {"ip4_interfaces": {"lo": ["127.0.0.1"], "wlp2s0": [addr]}},
+        {"ip4_interfaces": {"lo": ["127.0.0.1"], interface: [addr]}},
+    ]
+
+    def one(grains):
+        return saltrender.salt_call(node, deployment, "state.show_sls",
+                                    "kubernetes.master.keepalived", grains=grains)
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        renders = list(pool.map(one, machines))
+    for states in renders:
+        assert "test" not in states["kubernetes-master-keepalived-config-file-managed"], states
+        ctx = args(states, "kubernetes-master-keepalived-config-file-managed")["context"]
+        assert ctx["interface"] == interface
+    assert renders[0] == renders[1] == renders[2]
+
+
+def test_keepalived_without_interface_fails_naming_the_key(lab_secrets, model):
+    pillar = json.dumps({"kubernetes": {"master": {"keepalived": {"interface": ""}}}})
+    states = saltrender.salt_call(model["masters"][0], DEPLOYMENT, "state.show_sls",
+                                  "kubernetes.master.keepalived", f"pillar={pillar}")
+    state = states["kubernetes-master-keepalived-config-file-managed"]
+    assert "test" in state and "kubernetes-master-keepalived-service-running" not in states
+    name = args(states, "kubernetes-master-keepalived-config-file-managed")["name"]
+    assert "kubernetes:master:keepalived:interface is not set" in name
 
 
 def test_haproxy_fronts_the_vip_for_all_apiservers(model, rendered):

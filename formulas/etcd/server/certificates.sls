@@ -26,7 +26,7 @@ etcd-server-pki-directory-managed:
     - mode: '0750'
     - makedirs: true
     - require:
-      - pkg: etcd-server-packages-installed
+      - sls: etcd.server.package
 {{ ca_certificate('etcd-server', pki ~ '/ca.crt', ssl, require=pki_dir) }}
 {%- for name, cert in certs | dictsort %}
 {{ key_and_certificate('etcd-server-' ~ name, pki ~ '/' ~ name, ssl, cert.policy, cert.CN,

@@ -8,4 +8,4 @@ etcd-server-config-file-managed:
     - context:
         server: {{ server | json }}
     - require:
-      - pkg: etcd-server-packages-installed
+      - sls: etcd.server.package

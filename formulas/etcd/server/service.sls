@@ -12,6 +12,7 @@ etcd-server-service-running:
     - name: {{ server.service }}
     - enable: true
     - watch:
+      - sls: etcd.server.package
       - file: etcd-server-config-file-managed
 {%- for name in ('server', 'peer') %}
       - x509: etcd-server-{{ name }}-certificate-managed

@@ -1,16 +1,15 @@
-{#- containerd from the distribution: the CRI runtime of the kubelet, systemd cgroups, the
-    sandbox (pause) image from the cluster's image registry, and per-registry host
-    configuration under certs_dir (the cluster's own registry, trusted with its CA). #}
+{#- containerd, installed by kubernetes.common.runtime (the distribution's package or the
+    upstream archives; the same config file and socket either way): the CRI runtime of
+    the kubelet, systemd cgroups, the sandbox (pause) image from the cluster's image
+    registry, and per-registry host configuration under certs_dir (the cluster's own
+    registry, trusted with its CA). #}
 {%- from "kubernetes/map.jinja" import common, k8s with context %}
 {%- from "pki/macros.jinja" import ca_certificate with context %}
 {%- set ctr = common.containerd %}
 include:
   - kubernetes.common.kernel
   - kubernetes.common.pki
-
-kubernetes-common-containerd-package-installed:
-  pkg.installed:
-    - pkgs: {{ ctr.pkgs | json }}
+  - kubernetes.common.runtime
 
 kubernetes-common-containerd-config-file-managed:
   file.managed:
@@ -23,7 +22,7 @@ kubernetes-common-containerd-config-file-managed:
         sandbox_image: {{ common.image_registry }}/pause:{{ k8s.images.pause }}
         certs_dir: {{ ctr.certs_dir }}
     - require:
-      - pkg: kubernetes-common-containerd-package-installed
+      - sls: kubernetes.common.runtime
 {%- for registry in ctr.registries %}
 {%- set dir = ctr.certs_dir ~ '/' ~ registry.host %}
 {%- set id = 'kubernetes-common-containerd-registry-' ~ registry.host | replace(':', '-') %}
@@ -34,7 +33,7 @@ kubernetes-common-containerd-config-file-managed:
     - mode: '0755'
     - makedirs: true
     - require:
-      - pkg: kubernetes-common-containerd-package-installed
+      - sls: kubernetes.common.runtime
 {%- if registry.get('ca') %}
 {{ ca_certificate(id, dir ~ '/ca.crt', common.ssl, registry.ca,
     require=[{'file': id ~ '-directory-managed'}]) }}
@@ -60,4 +59,5 @@ kubernetes-common-containerd-service-running:
     - require:
       - cmd: kubernetes-common-kernel-module-overlay-loaded
     - watch:
+      - sls: kubernetes.common.runtime
       - file: kubernetes-common-containerd-config-file-managed

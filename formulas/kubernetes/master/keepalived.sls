@@ -3,15 +3,11 @@
     master without a running haproxy gives the address up. #}
 {%- from "kubernetes/map.jinja" import common, master with context %}
 {%- set ka = master.keepalived %}
+{#- The interface comes from the model only, so the render is the same wherever it is made. #}
 {%- set ns = namespace(index=None, interface=ka.interface) %}
 {%- for m in common.masters %}
 {%- if m.name == common.hostname %}{% set ns.index = loop.index0 %}{% endif %}
 {%- endfor %}
-{%- if not ns.interface %}
-{%- for iface, addrs in salt['grains.get']('ip4_interfaces', {}) | dictsort %}
-{%- if common.address in addrs %}{% set ns.interface = iface %}{% endif %}
-{%- endfor %}
-{%- endif %}
 kubernetes-master-keepalived-package-installed:
   pkg.installed:
     - pkgs: {{ ka.pkgs | json }}
@@ -24,8 +20,8 @@ kubernetes-master-keepalived-config-file-managed:
 {%- if ns.index is none %}
         {{ common.hostname }} is not in kubernetes:common:masters.
 {%- else %}
-        no interface of {{ common.hostname }} has its address {{ common.address }};
-        set kubernetes:master:keepalived:interface.
+        kubernetes:master:keepalived:interface is not set for {{ common.hostname }}
+        (the interface holding {{ common.address }}; _param:kubernetes_api_vip_interface).
 {%- endif %}
 {%- else %}
 

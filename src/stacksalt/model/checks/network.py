@@ -267,21 +267,40 @@ def bgp_addresses_are_addresses(deployment: RenderedDeployment) -> Iterator[Mode
 # -- binaries --------------------------------------------------------------------------
 
 
+# (what, version key, checksums key, architecture key): every pinned download. The
+# checksums are {version: {arch: sha256}} or {version: {arch: {binary: sha256}}}.
+PINNED = (
+    ("kubernetes", "kubernetes:common:version", "kubernetes:common:binaries:checksums",
+     "kubernetes:common:arch"),
+    ("containerd", "kubernetes:common:containerd:archive:containerd:version",
+     "kubernetes:common:containerd:archive:containerd:checksums", "kubernetes:common:arch"),
+    ("runc", "kubernetes:common:containerd:archive:runc:version",
+     "kubernetes:common:containerd:archive:runc:checksums", "kubernetes:common:arch"),
+    ("CNI plugins", "kubernetes:common:containerd:archive:cni_plugins:version",
+     "kubernetes:common:containerd:archive:cni_plugins:checksums", "kubernetes:common:arch"),
+    ("etcd", "etcd:server:archive:version", "etcd:server:archive:checksums",
+     "etcd:server:arch"),
+)
+
+
 @semantic_check
-def kubernetes_version_has_checksums(deployment: RenderedDeployment) -> Iterator[ModelError]:
-    """The pinned Kubernetes version has sha256 sums for the node's architecture."""
+def versions_have_checksums(deployment: RenderedDeployment) -> Iterator[ModelError]:
+    """Each pinned version (Kubernetes, containerd, runc, CNI plugins, etcd) has sha256
+    sums for the node's architecture, whether or not this deployment downloads it (a
+    switch must not reveal a missing pin later)."""
     for node in deployment.nodes.values():
-        version = get(node, "kubernetes:common:version")
-        checksums = get(node, "kubernetes:common:binaries:checksums")
-        if version is _MISSING or checksums is _MISSING:
-            continue
-        arch = get(node, "kubernetes:common:arch")
-        arch = "amd64" if arch is _MISSING else arch
-        pinned = checksums.get(str(version)) if isinstance(checksums, dict) else None
-        if not isinstance(pinned, dict) or not pinned.get(arch):
-            known = sorted(checksums) if isinstance(checksums, dict) else []
-            yield blame(
-                deployment, node, "kubernetes:common:version", "missing-checksum",
-                f"version {version} has no checksums for {arch} in "
-                f"kubernetes:common:binaries:checksums (pinned: {', '.join(map(str, known))})",
-            )
+        for what, version_key, checksums_key, arch_key in PINNED:
+            version = get(node, version_key)
+            checksums = get(node, checksums_key)
+            if version is _MISSING or checksums is _MISSING or version is None:
+                continue
+            arch = get(node, arch_key)
+            arch = "amd64" if arch is _MISSING else arch
+            pinned = checksums.get(str(version)) if isinstance(checksums, dict) else None
+            if not isinstance(pinned, dict) or not pinned.get(arch):
+                known = sorted(checksums) if isinstance(checksums, dict) else []
+                yield blame(
+                    deployment, node, version_key, "missing-checksum",
+                    f"{what} version {version} has no checksums for {arch} in "
+                    f"{checksums_key} (pinned: {', '.join(map(str, known))})",
+                )
