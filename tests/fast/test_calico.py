@@ -145,7 +145,6 @@ def test_certificate_states_and_the_ca_copy_from_the_mine_when_the_state_runs(re
     states = rendered[node]
     deployment = "lab" if node.endswith(".lab.local") else "production"
     ca_server = params(deployment, node)["salt_ca_minion"]
-    host = node.split(".")[0]
     assert args(states["calico-node-pki-directory-managed"], "file")["mode"] == "0700"
     key = args(states["calico-node-etcd-client-private-key-managed"], "x509")
     assert key["name"] == PKI["key"] and key["mode"] == "0600"
@@ -153,7 +152,8 @@ def test_certificate_states_and_the_ca_copy_from_the_mine_when_the_state_runs(re
     cert = args(states["calico-node-etcd-client-certificate-managed"], "x509")
     assert cert["name"] == PKI["cert"] and cert["private_key"] == PKI["key"]
     assert cert["signing_policy"] == "etcd_calico_client"
-    assert cert["ca_server"] == ca_server and cert["CN"] == f"calico-{host}"
+    # etcd's user for Calico (etcd auth keyed on the CN: /calico/ only), on every node
+    assert cert["ca_server"] == ca_server and cert["CN"] == "calico"
     assert {"file": "calico-node-etcd-ca-certificate-managed"} in cert["require"]
     assert {"file": "pki-certificate-check-script-managed"} in cert["require"]
     ca = args(states["calico-node-etcd-ca-certificate-managed"], "file")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stacksalt import secrets
+from stacksalt import saltmodules, secrets
 from stacksalt.deployment import Deployment
 from stacksalt.validate import collect
 from tests.conftest import deployments
@@ -35,17 +35,20 @@ def test_registry_certificate_and_policy(deployment):
 
     fun, cert = _call(states, "docker-registry-certificate-managed")
     assert fun == "x509.certificate_managed"
-    assert cert["signing_policy"] == "docker_registry"
-    assert cert["ca_server"] == reg["ssl"]["ca_server"]
     short = reg["hostname"].split(".")[0]
+    # the registry's own policy (per node: stacksalt_signing_policies ext_pillar)
+    assert cert["signing_policy"] == f"docker_registry_{short}"
+    assert cert["ca_server"] == reg["ssl"]["ca_server"]
     assert cert["CN"] == reg["hostname"]
     assert cert["subjectAltName"] == f"DNS:{reg['hostname']}, DNS:{short}, IP:{reg['address']}"
     # a current certificate skips the CA round trip, checked with exactly these names
     assert cert["subjectAltName"] in cert["unless"]
 
     # the CA minion's policy: the cluster CA, server auth, only the registry's minion
-    ca = dep.parameters(reg["ssl"]["ca_server"])["x509_signing_policies"]["docker_registry"]
+    expand = saltmodules.load("_pillar/stacksalt_signing_policies.py").expand
+    ca = expand(dep.parameters(reg["ssl"]["ca_server"]))[f"docker_registry_{short}"]
     assert ca["minions"] == node
+    assert (ca["CN"], ca["subjectAltName"]) == (cert["CN"], cert["subjectAltName"])
     assert ca["signing_cert"] == f"/etc/pki/ca/{reg['ssl']['authority']}/ca.crt"
     assert ca["extendedKeyUsage"] == "serverAuth"
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import kubernetes_validate
 import pytest
 
-from stacksalt import saltrender
+from stacksalt import saltmodules, saltrender
 from stacksalt.deployment import Deployment
 
 pytestmark = pytest.mark.fast
@@ -177,7 +177,7 @@ def test_client_certificates_subjects_and_policies(model, rendered):
         host = node.split(".")[0]
         kubelet = args(states, "kubernetes-pool-kubelet-client-certificate-managed")
         assert (kubelet["CN"], kubelet["O"]) == (f"system:node:{host}", "system:nodes")
-        assert kubelet["signing_policy"] == "kubernetes_node_client"
+        assert kubelet["signing_policy"] == f"kubernetes_node_client_{host}"
         proxy = args(states, "kubernetes-pool-kube-proxy-client-certificate-managed")
         assert proxy["signing_policy"] == "kubernetes_proxy_client"
         for sid, a in ((s, args(states, s)) for s in states):
@@ -397,10 +397,22 @@ def test_signing_policies_are_restricted(model):
                  "kubernetes_front_proxy_client"):
         allowed = {n for n in dep.node_names if fnmatch.fnmatch(n, policies[name]["minions"])}
         assert allowed == masters, name
-    for name in ("kubernetes_node_client", "kubernetes_node_server", "kubernetes_proxy_client"):
-        allowed = {n for n in dep.node_names if fnmatch.fnmatch(n, policies[name]["minions"])}
+    allowed = {n for n in dep.node_names
+               if fnmatch.fnmatch(n, policies["kubernetes_proxy_client"]["minions"])}
+    assert allowed == set(model["nodes"])
+    # the kubelet's policies are per node (stacksalt_signing_policies ext_pillar): every
+    # Kubernetes node has its own, usable by it alone, O fixed to system:nodes
+    templates = dep.parameters(ca_minion)["salt"]["minion"]["ca"]["node_policies"]
+    expanded = saltmodules.load("_pillar/stacksalt_signing_policies.py").expand(
+        dep.parameters(ca_minion))
+    for name in ("kubernetes_node_client", "kubernetes_node_server"):
+        assert name not in policies, f"{name}: a shared policy would leave the subject free"
+        allowed = {n for n in dep.node_names if fnmatch.fnmatch(n, templates[name]["minions"])}
         assert allowed == set(model["nodes"]), name
-    assert policies["kubernetes_node_client"]["O"] == "system:nodes"
+        for node in allowed:
+            host = node.split(".")[0]
+            assert expanded[f"{name}_{host}"]["minions"] == node
+    assert templates["kubernetes_node_client"]["O"] == "system:nodes"
     assert policies["kubernetes_proxy_client"]["subject"] == "CN=system:kube-proxy"
     assert policies["kubernetes_front_proxy_client"]["subject"] == "CN=front-proxy-client"
     assert policies["kubernetes_master_client"]["extendedKeyUsage"] == "clientAuth"

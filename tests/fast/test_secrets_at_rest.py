@@ -24,7 +24,8 @@ def masters(request):
     dep = Deployment.load(request.param)
     rendered = collect.rendered(request.param)
     return (dep, secrets.decrypt_all(request.param),
-            {n: s for n, s in rendered.items() if "kubernetes-master-kube-apiserver-manifest-managed" in s})
+            {n: s for n, s in rendered.items()
+             if "kubernetes-master-kube-apiserver-manifest-managed" in s})
 
 
 def args(state: dict, call: str) -> dict:

@@ -1,7 +1,8 @@
 {#- etcd's access control keyed on the client certificate's CN: every member gets the root
-    identity's client certificate (CN=root, key 0600 root, for the operator and the state
-    below); the first member of the model's member list makes the roles and users what the
-    model says and enables auth (custom state formulas/_states/stacksalt_etcd.py), once etcd
+    identity's client certificate (CN=root, key 0600 etcd:etcd like the member's own keys:
+    the etcd user holds all of etcd's data anyway; for the operator and the state below);
+    the first member of the model's member list makes the roles and users what the model
+    says and enables auth (custom state formulas/_states/stacksalt_etcd.py), once etcd
     answers with quorum. Calico's identity (CN=calico) then reads and writes /calico/ only;
     Kubernetes' objects under /registry/ are the apiserver's. #}
 {%- from "etcd/map.jinja" import server with context %}
@@ -15,6 +16,7 @@ include:
 
 {{ key_and_certificate('etcd-server-root-client', pki ~ '/root-client', server.ssl,
     server.ssl.root_client_policy, 'root', (pki ~ '/ca.crt', 'etcd-server-ca-certificate-managed'),
+    key_user=server.user, key_group=server.group, cert_group=server.group,
     require=[{'file': 'etcd-server-pki-directory-managed'}]) }}
 {%- if auth.enabled and server.members and server.members[0].name == server.name %}
 

@@ -24,7 +24,7 @@ kubernetes-common-containerd-package-installed:
 {%- do pins.update({part: {
     'version': version,
     'url': spec.url | replace('{version}', version) | replace('{arch}', common.arch),
-    'sha256': sha256}}) %}
+    'sha256': sha256} }) %}
 {%- endfor %}
 
 kubernetes-common-containerd-archive-managed:

@@ -11,6 +11,7 @@
     ~ " (or set kubernetes:master:encryption:enabled: false)") }}
 {%- endif %}
 {%- set keys = [] %}
+{%- set identity = {'identity': {} } %}
 {%- for key in enc['keys'] %}
 {%- if key.key_secret not in secrets %}
 {{ raise("kubernetes:master:encryption:keys:" ~ loop.index0 ~ ":key_secret names secret '"
@@ -19,12 +20,13 @@
 {%- endif %}
 {%- do keys.append({'name': key.name, 'secret': secrets[key.key_secret] | trim}) %}
 {%- endfor %}
+{%- set encrypting = {enc.provider: {'keys': keys} } %}
 {%- set config = {
     'apiVersion': 'apiserver.config.k8s.io/v1',
     'kind': 'EncryptionConfiguration',
     'resources': [{
         'resources': enc.resources,
-        'providers': [{enc.provider: {'keys': keys}}, {'identity': {}}],
+        'providers': [encrypting, identity],
     }],
 } %}
 include:
