@@ -139,9 +139,54 @@ def calico_settings(pillar: dict, defaults: dict) -> dict:
     masters = get(pillar, "kubernetes:common:masters", []) or []
     if node["enabled"]:
         check_calico(node, get(pillar, "linux:network:host", {}) or {})
+        problem = autodetection_problem(node["ip_autodetection_method"],
+                                        get(pillar, "kubernetes:common:cluster:api:vip"))
+        if problem:
+            raise ObjectError(f"calico:node:ip_autodetection_method: {problem}")
     return {"node": node, "pki": pki, "etcd_endpoints": endpoints, "images": images,
             "is_master": is_master,
             "is_applier": is_master and (not masters or masters[0]["name"] == node["name"])}
+
+
+# calico-node's IP_AUTODETECTION_METHOD forms (node/pkg/lifecycle/startup/autodetection)
+AUTODETECTION_PREFIXES = ("can-reach=", "interface=", "skip-interface=", "cidr=")
+AUTODETECTION_WORDS = ("first-found", "kubernetes-internal-ip")
+
+
+def autodetection_problem(method, vip) -> str:
+    """Why calico-node's address detection ``method`` is wrong here, or "".
+
+    The API's virtual IP moves between the masters (VRRP): a method that can pick it makes
+    the VIP holder register the VIP as its BGP address, and calico-node on the next
+    holder stops on the address conflict after a failover. ``can-reach=<VIP>`` and a
+    ``cidr=`` that contains the VIP are refused; so is a form calico-node does not know
+    (it exits on one)."""
+    import ipaddress
+
+    method = str(method or "")
+    if method not in AUTODETECTION_WORDS and not method.startswith(AUTODETECTION_PREFIXES):
+        return (f"'{method}' is not a method calico-node knows: use kubernetes-internal-ip "
+                "(the kubelet's node IP), cidr=<networks>, interface=<regex>, "
+                "skip-interface=<regex>, can-reach=<address> or first-found")
+    value = method.split("=", 1)[1].strip() if "=" in method else ""
+    try:
+        ip = ipaddress.ip_address(str(vip)) if vip else None
+    except ValueError:
+        ip = None
+    if method.startswith("can-reach=") and ip is not None and value == str(ip):
+        return (f"'{method}' makes the VRRP master speak BGP from the API VIP {ip}: use "
+                "kubernetes-internal-ip or a cidr= without the VIP")
+    if method.startswith("cidr="):
+        for part in (p.strip() for p in value.split(",")):
+            try:
+                net = ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                return f"'{method}': {part!r} is not a network"
+            if ip is not None and ip.version == net.version and ip in net:
+                return (f"'{method}': {net} contains the API VIP {ip}, which the VRRP master "
+                        "would register as its BGP address: use kubernetes-internal-ip or a "
+                        "CIDR without the VIP")
+    return ""
 
 
 def check_calico(node: dict, hosts: dict) -> None:

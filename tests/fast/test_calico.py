@@ -241,7 +241,8 @@ def test_calico_node_daemonset(rendered, lab_params):
     assert e["CALICO_IPV4POOL_IPIP"] == e["CALICO_IPV4POOL_VXLAN"] == "Never"
     assert e["IP"] == "autodetect" and e["NO_DEFAULT_POOLS"] == "true"
     assert e["NODENAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
-    assert e["IP_AUTODETECTION_METHOD"] == f"cidr={lab_params['lab_network']}"
+    # the kubelet's node IP: never the API's VIP, which moves between the masters
+    assert e["IP_AUTODETECTION_METHOD"] == "kubernetes-internal-ip"
     assert node["livenessProbe"]["exec"]["command"] == [
         "/bin/calico-node", "-felix-live", "-bird-live"]
     assert node["readinessProbe"]["exec"]["command"] == [
@@ -370,6 +371,12 @@ def test_production_arm64_pins_its_own_checksum():
     ({"bgp": {"route_reflectors": [{"node": "mst01", "cluster_id": "rr"}]}},
      "IPv4-like cluster_id"),
     ({"version": "3.99.0"}, "no sha256 for calicoctl 3.99.0"),
+    # production's API VIP is 10.20.0.5, on the management network 10.20.0.0/22
+    ({"ip_autodetection_method": "can-reach=10.20.0.5"},
+     "calico:node:ip_autodetection_method: 'can-reach=10.20.0.5' makes the VRRP master"),
+    ({"ip_autodetection_method": "cidr=10.20.0.0/16"},
+     "10.20.0.0/16 contains the API VIP 10.20.0.5"),
+    ({"ip_autodetection_method": "first-fond"}, "not a method calico-node knows"),
 ])
 def test_inconsistent_model_is_a_render_error(override, message):
     pillar = json.dumps({"calico": {"node": override}})
@@ -412,6 +419,25 @@ def _with(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         target = target[p]
     target[last] = value
     return out
+
+
+@pytest.mark.parametrize("method, vip, refused", [
+    ("kubernetes-internal-ip", "10.0.0.5", False),
+    ("interface=eth0", "10.0.0.5", False),
+    ("cidr=10.0.0.0/29", "10.0.0.5", True),
+    ("cidr=10.0.1.0/24, 10.0.0.4/30", "10.0.0.5", True),
+    ("cidr=10.0.0.8/29,10.0.0.16/28", "10.0.0.5", False),
+    ("can-reach=10.0.0.5", "10.0.0.5", True),
+    ("can-reach=10.0.0.1", "10.0.0.5", False),
+    ("cidr=10.0.0.300/24", "10.0.0.5", True),
+    ("", "10.0.0.5", True),
+])
+def test_bgp_address_detection_never_picks_the_vip(method, vip, refused):
+    from stacksalt import objects
+
+    problem = objects.builder().autodetection_problem(method, vip)
+    assert bool(problem) == refused, problem
+    assert "\n" not in problem
 
 
 def test_validator_accepts_a_good_pool():

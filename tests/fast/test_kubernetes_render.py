@@ -123,6 +123,25 @@ def test_controller_manager_and_scheduler(model, rendered):
         assert f["leader-elect"] == "true"
 
 
+def test_no_csr_signing_anywhere(model, rendered):
+    """The CA keys stay on the CA minion: the controller-manager runs no CSR signer nor
+    approver (and no bootstrap-token controllers), no kubelet asks the API for a
+    certificate (serving or client): Salt issues and renews both."""
+    for node, states in rendered.items():
+        c = args(states, "kubernetes-pool-kubelet-config-file-managed")["dataset"]
+        assert c["serverTLSBootstrap"] is False, node
+        assert c["rotateCertificates"] is False, node
+        assert c["tlsCertFile"] == "/var/lib/kubelet/pki/kubelet.crt", node
+        unit = args(states, "kubernetes-pool-kubelet-unit-file-managed")["context"]
+        assert "bootstrap" not in json.dumps(unit), node
+        if node not in model["masters"]:
+            continue
+        cm = args(states, "kubernetes-master-kube-controller-manager-manifest-managed")
+        f = flags(cm["dataset"]["spec"]["containers"][0]["command"])
+        assert f["controllers"].split(",") == ["*", "-csrsigning", "-csrapproving"], node
+        assert not [k for k in f if k.startswith("cluster-signing")], node
+
+
 def test_objects_are_valid_kubernetes(model, rendered):
     """Static pods and CoreDNS against the strict API schema of the model's version (the
     masters' Calico and OpenStack objects: tests/fast/test_calico.py and

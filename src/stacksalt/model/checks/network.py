@@ -10,7 +10,7 @@ nodes, or from several pillar keys fed by the same value, are reported once.
 
 Kinds: ``invalid-cidr``, ``cidr-overlap``, ``invalid-as-number``,
 ``unknown-route-reflector``, ``unknown-peer-node``, ``invalid-address``,
-``missing-checksum``.
+``bgp-address-vip``, ``missing-checksum``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from stacksalt import objects
 from stacksalt.model.errors import ModelError
 from stacksalt.model.locate import raw_value, split_key
 from stacksalt.model.render import RenderedDeployment, RenderedNode
@@ -34,6 +35,7 @@ HOSTS = "linux:network:host"
 # production_network); without it, the host table's addresses stand for it.
 NODE_NETWORK = "_param:{deployment}_network"
 BGP = "calico:node:bgp"
+AUTODETECTION = "calico:node:ip_autodetection_method"
 SHORT_NAME = "linux:system:name"
 
 AS_MAX = 4294967295
@@ -262,6 +264,21 @@ def bgp_addresses_are_addresses(deployment: RenderedDeployment) -> Iterator[Mode
             value = get(node, key)
             if value is not _MISSING and address(value, version) is None:
                 yield blame(deployment, node, key, "invalid-address", f"{value!r} is not {what}")
+
+
+@semantic_check
+def bgp_address_is_never_the_vip(deployment: RenderedDeployment) -> Iterator[ModelError]:
+    """calico-node's address detection cannot pick the API's virtual IP (the builder's
+    rule: can-reach=<VIP> and a cidr= containing the VIP are refused)."""
+    for node in deployment.nodes.values():
+        method = get(node, AUTODETECTION)
+        if method is _MISSING or get(node, "calico:node:enabled") is not True:
+            continue
+        vip = get(node, API_VIP)
+        problem = objects.builder().autodetection_problem(
+            method, None if vip is _MISSING else vip)
+        if problem:
+            yield blame(deployment, node, AUTODETECTION, "bgp-address-vip", problem)
 
 
 # -- binaries --------------------------------------------------------------------------
