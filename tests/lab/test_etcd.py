@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from stacksalt.lab import lab as lab_mod
+
 pytestmark = pytest.mark.lab
 
 PKI = "/etc/etcd/pki"
@@ -142,7 +144,7 @@ def test_auth_limits_calico_to_its_prefix_and_the_apiserver_to_registry(lab, tmp
     try:
         for name in ("etcd-client.crt", "etcd-client.key"):
             data = cmp01.exec_run(["cat", f"/etc/calico/pki/{name}"]).output
-            _put(lab.container("mst01.lab.local"), f"{probe}/{name}", data)
+            lab_mod._put_file(lab.container("mst01.lab.local"), f"{probe}/{name}", data, 0o600)
         calico = f"{probe}/etcd-client"
         subject = mst01.check_output(f"openssl x509 -in {calico}.crt -noout -subject")
         assert subject.endswith("CN = calico"), subject
@@ -179,14 +181,3 @@ def test_auth_state_is_idempotent_and_roles_are_the_models(lab):
     state = next(v for k, v in out["mst01.lab.local"].items() if "etcd-server-auth-enabled" in k)
     assert state["result"] is True and state["changes"] == {}, state
 
-
-def _put(container, path: str, data: bytes) -> None:
-    import io
-    import tarfile
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(path.rsplit("/", 1)[1])
-        info.size, info.mode = len(data), 0o600
-        tar.addfile(info, io.BytesIO(data))
-    container.put_archive(path.rsplit("/", 1)[0], buf.getvalue())
