@@ -332,8 +332,8 @@ def test_signing_policies_restrict_identities(lab):
     rc, out = _request_certificate(lab, "ctl01.lab.local", "kubernetes_master_client",
                                    "kubernetes-admin", "system:masters")
     assert rc != 0 or "BEGIN CERTIFICATE" not in str(out), out
-    # under the node policy it asks for system:masters and gets system:nodes
-    rc, pem = _request_certificate(lab, "ctl01.lab.local", "kubernetes_node_client",
+    # under its own node policy it asks for system:masters and gets system:nodes
+    rc, pem = _request_certificate(lab, "ctl01.lab.local", "kubernetes_node_client_ctl01",
                                    "system:node:ctl01", "system:masters")
     assert rc == 0 and "BEGIN CERTIFICATE" in pem, pem
     subj = pem_subject(lab.host("ctl01.lab.local"), pem)
