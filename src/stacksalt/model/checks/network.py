@@ -10,7 +10,7 @@ nodes, or from several pillar keys fed by the same value, are reported once.
 
 Kinds: ``invalid-cidr``, ``cidr-overlap``, ``invalid-as-number``,
 ``unknown-route-reflector``, ``unknown-peer-node``, ``invalid-address``,
-``bgp-address-vip``, ``missing-checksum``.
+``bgp-address-vip``, ``bgp-mesh-with-route-reflectors``, ``missing-checksum``.
 """
 
 from __future__ import annotations
@@ -250,6 +250,26 @@ def bgp_nodes_exist(deployment: RenderedDeployment) -> Iterator[ModelError]:
                         f"{what} {item['node']!r} is not a node of deployment "
                         f"{node.deployment} (its nodes: {', '.join(sorted(names))})",
                     )
+
+
+@semantic_check
+def bgp_mesh_is_off_with_route_reflectors(deployment: RenderedDeployment) -> Iterator[ModelError]:
+    """Route reflectors need the full mesh off: the Salt render's rule
+    (``stacksalt_objects.bgp_mesh_problem``), over ``calico:node`` merged with the
+    formula's defaults as the builder merges it (the mesh is on by default)."""
+    builder = objects.builder()
+    defaults = objects.defaults()["calico"]["node"]
+    for node in deployment.nodes.values():
+        calico = get(node, "calico:node")
+        if not isinstance(calico, dict):
+            continue
+        settings = builder.merge(defaults, calico)
+        if settings.get("enabled") is not True or not isinstance(settings.get("bgp"), dict):
+            continue
+        problem = builder.bgp_mesh_problem(settings["bgp"])
+        if problem:
+            yield blame(deployment, node, f"{BGP}:node_to_node_mesh",
+                        "bgp-mesh-with-route-reflectors", problem)
 
 
 @semantic_check
