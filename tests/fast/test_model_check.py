@@ -301,7 +301,8 @@ LAB_NODES = "cluster/lab/nodes.yml"
 LAB_K8S = "cluster/lab/kubernetes/init.yml"
 # 172.30.70.128/25 is inside the lab's node network 172.30.70.0/24, but holds none of
 # its addresses (.5, .10-.32): only the node network itself shows the overlap.
-POD_IN_NODE_NETWORK = ("kubernetes_pod_cidr: 10.244.0.0/16", "kubernetes_pod_cidr: 172.30.70.128/25")
+POD_IN_NODE_NETWORK = ("kubernetes_pod_cidr: 10.244.0.0/16",
+                       "kubernetes_pod_cidr: 172.30.70.128/25")
 
 
 @pytest.mark.fast
