@@ -7,6 +7,7 @@ given), no more and no fewer, in one run.
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import subprocess
 import sys
@@ -306,12 +307,17 @@ POD_IN_NODE_NETWORK = ("kubernetes_pod_cidr: 10.244.0.0/16",
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("name", ["lab_network", "lab_underlay", "mgmt_subnet"])
-def test_node_network_overlap_is_found_by_value(tmp_path, name):
+@pytest.mark.parametrize("written", [
+    "lab_network: 172.30.70.0/24",
+    "lab_underlay: 172.30.70.0/24",
+    "mgmt_subnet: 172.30.70.0/24",
+    "mgmt_gateway_interface: 172.30.70.1/24",  # an interface address: its network counts
+])
+def test_node_network_overlap_is_found_by_value(tmp_path, written):
     """Whatever the node network's parameter is called, a pod range inside it is refused
     (before, only ``_param:<deployment>_network`` was looked at: with the parameter
     renamed the check passed this model)."""
-    rename = [("lab_network:", f"{name}:")]
+    rename = [("lab_network: 172.30.70.0/24", written)]
     clean = model_copy(tmp_path / "clean", {LAB_NODES: rename})
     assert model_check.check(clean, "lab") == []
     broken = model_copy(tmp_path / "broken", {LAB_NODES: rename, LAB_K8S: [POD_IN_NODE_NETWORK]})
@@ -380,3 +386,25 @@ def test_mesh_rule_is_one_function(monkeypatch):
     node = result.rendered_deployment.nodes["mst01.prod.local"]
     with pytest.raises(builder.ObjectError, match="the one rule says no"):
         builder.calico_settings(node.parameters, objects.defaults())
+
+
+@pytest.mark.fast
+def test_node_networks_are_cidrs_holding_node_addresses():
+    """The node's own address counts with the host table's; the cluster's ranges, /0 and
+    CIDRs that hold no node address are no node networks; reclass's own keys are skipped."""
+    from types import SimpleNamespace
+
+    from stacksalt.model.checks import network
+
+    node = SimpleNamespace(name="x01.lab.local", parameters={
+        "_reclass_": {"odd": "10.9.0.0/24"},
+        "linux": {"network": {"address": "10.9.0.7", "host": {}}},
+        "_param": {"mgmt": "10.9.0.0/16", "mgmt_copy": "10.9.0.0/16", "any": "0.0.0.0/0",
+                   "elsewhere": "192.168.5.0/24", "pods": "10.244.0.0/16",
+                   "iface": ["10.9.0.7/20"], "text": "a/b"},
+    })
+    addresses = network.node_addresses(node)
+    assert [(what, str(ip)) for what, ip in addresses] == [("x01.lab.local", "10.9.0.7")]
+    pods = ipaddress.ip_network("10.244.0.0/16")
+    found = network.node_networks(node, [pods], addresses)
+    assert [str(n) for n in found] == ["10.9.0.0/16", "10.9.0.0/20"]
