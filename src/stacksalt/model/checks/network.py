@@ -3,11 +3,12 @@
 Every check reads the rendered pillar paths of the shared contract
 (``kubernetes:common:...``, ``calico:node:...``) and is silent for nodes that lack
 them; the node networks, which have no such path, are found by value (every CIDR of the
-model that holds a node address, see ``node_networks``). An error is blamed on the place the operator has to edit: when the pillar key
-holds a plain reference (``pod_cidr: ${_param:kubernetes_pod_cidr}`` in a service
-class), the reference is followed to the key and file that hold the value (the
-cluster class that sets ``_param:kubernetes_pod_cidr``). Equal errors from several
-nodes, or from several pillar keys fed by the same value, are reported once.
+model that holds a node address, see ``node_networks``). An error is blamed on the
+place the operator has to edit: when the pillar key holds a plain reference
+(``pod_cidr: ${_param:kubernetes_pod_cidr}`` in a service class), the reference is
+followed to the key and file that hold the value (the cluster class that sets
+``_param:kubernetes_pod_cidr``). Equal errors from several nodes, or from several
+pillar keys fed by the same value, are reported once.
 
 Kinds: ``invalid-cidr``, ``cidr-overlap``, ``invalid-as-number``,
 ``unknown-route-reflector``, ``unknown-peer-node``, ``invalid-address``,
