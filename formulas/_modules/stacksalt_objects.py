@@ -189,6 +189,23 @@ def autodetection_problem(method, vip) -> str:
     return ""
 
 
+def bgp_mesh_problem(bgp: dict) -> str:
+    """Why calico:node:bgp's topology is wrong (the full mesh together with route
+    reflectors), or "". The model check (stacksalt model check) asks this very function.
+
+    Every node peers with the route reflectors through one BGPPeer (selector
+    ``<label> == 'true'``); with nodeToNodeMeshEnabled still on each node would also keep
+    a session with every other node, so the reflectors buy nothing and the mesh's session
+    count stays. Calico's route reflector guide has the mesh turned off first."""
+    reflectors = [str(rr.get("node")) if isinstance(rr, dict) else str(rr)
+                  for rr in bgp.get("route_reflectors") or []]
+    if not reflectors or not bgp.get("node_to_node_mesh"):
+        return ""
+    return (f"node_to_node_mesh is true but route_reflectors are set "
+            f"({', '.join(reflectors)}): with route reflectors the full mesh "
+            "(nodeToNodeMeshEnabled) must be off; set it to false")
+
+
 def check_calico(node: dict, hosts: dict) -> None:
     bgp = node["bgp"]
     if not node["version"]:
@@ -198,10 +215,9 @@ def check_calico(node: dict, hosts: dict) -> None:
                           "needs its etcd datastore")
     if not node["ippool"]["cidr"]:
         raise ObjectError("calico:node:ippool:cidr is not set (_param:kubernetes_pod_cidr)")
-    if bgp["route_reflectors"] and bgp["node_to_node_mesh"]:
-        raise ObjectError(
-            "calico:node:bgp: node_to_node_mesh is true but route_reflectors are set; with "
-            "route reflectors the full mesh must be off: set _param:calico_bgp_mesh to false")
+    problem = bgp_mesh_problem(bgp)
+    if problem:
+        raise ObjectError(f"calico:node:bgp: {problem} (in the model: _param:calico_bgp_mesh)")
     names = []
     for peer in bgp["peers"]:
         for key in ("name", "peer_ip", "as_number"):

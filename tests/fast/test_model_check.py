@@ -7,6 +7,7 @@ given), no more and no fewer, in one run.
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import subprocess
 import sys
@@ -276,3 +277,134 @@ def test_error_str_is_one_line():
         "classes/cluster/lab/init.yml: parameters:_param:foo: "
         "unresolved reference ${_param:bar} (nodes: a, b)"
     )
+
+
+# -- the checks of issue 10 item 14, on copies of the checkout's model -------------------
+
+
+def model_copy(tmp_path: Path, edits: dict[str, list[tuple[str, str]]]) -> Path:
+    """A copy of the checkout's reclass/ (images/ beside it, as in the checkout), with
+    ``edits``: class file -> [(old text, new text)], each old text present once."""
+    inventory = tmp_path / "reclass"
+    shutil.copytree(ROOT / "reclass", inventory)
+    (tmp_path / "images").symlink_to(ROOT / "images")
+    for rel, changes in edits.items():
+        path = inventory / "classes" / rel
+        text = path.read_text()
+        for old, new in changes:
+            assert text.count(old) == 1, (rel, old)
+            text = text.replace(old, new)
+        path.write_text(text)
+    return inventory
+
+
+LAB_NODES = "cluster/lab/nodes.yml"
+LAB_K8S = "cluster/lab/kubernetes/init.yml"
+# 172.30.70.128/25 is inside the lab's node network 172.30.70.0/24, but holds none of
+# its addresses (.5, .10-.32): only the node network itself shows the overlap.
+POD_IN_NODE_NETWORK = ("kubernetes_pod_cidr: 10.244.0.0/16",
+                       "kubernetes_pod_cidr: 172.30.70.128/25")
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("written", [
+    "lab_network: 172.30.70.0/24",
+    "lab_underlay: 172.30.70.0/24",
+    "mgmt_subnet: 172.30.70.0/24",
+    "mgmt_gateway_interface: 172.30.70.1/24",  # an interface address: its network counts
+])
+def test_node_network_overlap_is_found_by_value(tmp_path, written):
+    """Whatever the node network's parameter is called, a pod range inside it is refused
+    (before, only ``_param:<deployment>_network`` was looked at: with the parameter
+    renamed the check passed this model)."""
+    rename = [("lab_network: 172.30.70.0/24", written)]
+    clean = model_copy(tmp_path / "clean", {LAB_NODES: rename})
+    assert model_check.check(clean, "lab") == []
+    broken = model_copy(tmp_path / "broken", {LAB_NODES: rename, LAB_K8S: [POD_IN_NODE_NETWORK]})
+    errors = model_check.check(broken, "lab")
+    assert [(e.kind, e.file, e.key) for e in errors] == [
+        ("cidr-overlap", f"classes/{LAB_K8S}", "parameters:_param:kubernetes_pod_cidr")
+    ], show(errors)
+    assert errors[0].message == "172.30.70.128/25 overlaps the node network 172.30.70.0/24"
+    assert len(errors[0].nodes) == 8  # every Kubernetes node of the lab (not cfg01)
+
+
+@pytest.mark.fast
+def test_unknown_openstack_version_is_refused(tmp_path):
+    from stacksalt.images import releases
+
+    known = sorted(releases.load(ROOT))
+    assert "flamingo" in known and "zed" not in known
+    edit = {"cluster/lab/init.yml": [("openstack_version: flamingo", "openstack_version: zed")]}
+    errors = model_check.check(model_copy(tmp_path, edit), "lab")
+    assert [(e.kind, e.file, e.key) for e in errors] == [
+        ("unknown-openstack-release", "classes/cluster/lab/init.yml",
+         "parameters:_param:openstack_version")
+    ], show(errors)
+    assert f"(known: {', '.join(known)})" in errors[0].message
+    assert "\n" not in str(errors[0])
+    for release in known:  # every release images/ knows passes
+        edit = {"cluster/lab/init.yml": [("openstack_version: flamingo",
+                                          f"openstack_version: {release}")]}
+        assert model_check.check(model_copy(tmp_path / release, edit), "lab") == []
+
+
+PROD_CALICO = "cluster/production/kubernetes/calico.yml"
+
+
+@pytest.mark.fast
+def test_mesh_with_route_reflectors_is_refused_like_the_salt_render(tmp_path):
+    """production has route reflectors and the mesh off; with the mesh on the model check
+    refuses it, with the very words the Salt render (stacksalt_objects) refuses it with."""
+    from stacksalt import objects
+
+    edit = {PROD_CALICO: [("calico_bgp_mesh: false", "calico_bgp_mesh: true")]}
+    result = model_check.run(model_copy(tmp_path, edit), "production")
+    errors = result.errors
+    assert [(e.kind, e.file, e.key) for e in errors] == [
+        ("bgp-mesh-with-route-reflectors", f"classes/{PROD_CALICO}",
+         "parameters:_param:calico_bgp_mesh")
+    ], show(errors)
+    builder = objects.builder()
+    node = result.rendered_deployment.nodes["mst01.prod.local"]
+    with pytest.raises(builder.ObjectError) as refused:
+        builder.calico_settings(node.parameters, objects.defaults())
+    assert errors[0].message in str(refused.value)
+
+
+@pytest.mark.fast
+def test_mesh_rule_is_one_function(monkeypatch):
+    """The model check and the Salt render both ask stacksalt_objects.bgp_mesh_problem:
+    change the rule there and both follow."""
+    from stacksalt import objects
+
+    builder = objects.builder()
+    monkeypatch.setattr(builder, "bgp_mesh_problem", lambda bgp: "the one rule says no")
+    result = model_check.run(ROOT / "reclass", "production")
+    assert {(e.kind, e.message) for e in result.errors} == {
+        ("bgp-mesh-with-route-reflectors", "the one rule says no")}
+    node = result.rendered_deployment.nodes["mst01.prod.local"]
+    with pytest.raises(builder.ObjectError, match="the one rule says no"):
+        builder.calico_settings(node.parameters, objects.defaults())
+
+
+@pytest.mark.fast
+def test_node_networks_are_cidrs_holding_node_addresses():
+    """The node's own address counts with the host table's; the cluster's ranges, /0 and
+    CIDRs that hold no node address are no node networks; reclass's own keys are skipped."""
+    from types import SimpleNamespace
+
+    from stacksalt.model.checks import network
+
+    node = SimpleNamespace(name="x01.lab.local", parameters={
+        "_reclass_": {"odd": "10.9.0.0/24"},
+        "linux": {"network": {"address": "10.9.0.7", "host": {}}},
+        "_param": {"mgmt": "10.9.0.0/16", "mgmt_copy": "10.9.0.0/16", "any": "0.0.0.0/0",
+                   "elsewhere": "192.168.5.0/24", "pods": "10.244.0.0/16",
+                   "iface": ["10.9.0.7/20"], "text": "a/b"},
+    })
+    addresses = network.node_addresses(node)
+    assert [(what, str(ip)) for what, ip in addresses] == [("x01.lab.local", "10.9.0.7")]
+    pods = ipaddress.ip_network("10.244.0.0/16")
+    found = network.node_networks(node, [pods], addresses)
+    assert [str(n) for n in found] == ["10.9.0.0/16", "10.9.0.0/20"]

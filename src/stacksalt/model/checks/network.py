@@ -2,15 +2,17 @@
 
 Every check reads the rendered pillar paths of the shared contract
 (``kubernetes:common:...``, ``calico:node:...``) and is silent for nodes that lack
-them. An error is blamed on the place the operator has to edit: when the pillar key
-holds a plain reference (``pod_cidr: ${_param:kubernetes_pod_cidr}`` in a service
-class), the reference is followed to the key and file that hold the value (the
-cluster class that sets ``_param:kubernetes_pod_cidr``). Equal errors from several
-nodes, or from several pillar keys fed by the same value, are reported once.
+them; the node networks, which have no such path, are found by value (every CIDR of the
+model that holds a node address, see ``node_networks``). An error is blamed on the
+place the operator has to edit: when the pillar key holds a plain reference
+(``pod_cidr: ${_param:kubernetes_pod_cidr}`` in a service class), the reference is
+followed to the key and file that hold the value (the cluster class that sets
+``_param:kubernetes_pod_cidr``). Equal errors from several nodes, or from several
+pillar keys fed by the same value, are reported once.
 
 Kinds: ``invalid-cidr``, ``cidr-overlap``, ``invalid-as-number``,
 ``unknown-route-reflector``, ``unknown-peer-node``, ``invalid-address``,
-``bgp-address-vip``, ``missing-checksum``.
+``bgp-address-vip``, ``bgp-mesh-with-route-reflectors``, ``missing-checksum``.
 """
 
 from __future__ import annotations
@@ -31,9 +33,7 @@ POD_CIDR = "kubernetes:common:cluster:pod_cidr"
 IPPOOL_CIDR = "calico:node:ippool:cidr"
 API_VIP = "kubernetes:common:cluster:api:vip"
 HOSTS = "linux:network:host"
-# The nodes' network, by convention ``_param:<deployment>_network`` (lab_network,
-# production_network); without it, the host table's addresses stand for it.
-NODE_NETWORK = "_param:{deployment}_network"
+NODE_ADDRESS = "linux:network:address"
 BGP = "calico:node:bgp"
 AUTODETECTION = "calico:node:ip_autodetection_method"
 SHORT_NAME = "linux:system:name"
@@ -165,13 +165,17 @@ def cidrs_are_networks(deployment: RenderedDeployment) -> Iterator[ModelError]:
 
 
 def node_addresses(node: RenderedNode) -> list[tuple[str, Address]]:
-    """(what, address) for each address of the host table, and the API's virtual IP."""
+    """(what, address) for each address of the host table, the node's own address, and
+    the API's virtual IP."""
     found = []
     hosts = get(node, HOSTS)
     for name, host in sorted(hosts.items()) if isinstance(hosts, dict) else ():
         ip = address(host.get("address")) if isinstance(host, dict) else None
         if ip is not None:
             found.append((name, ip))
+    own = address(get(node, NODE_ADDRESS))
+    if own is not None and own not in {ip for _, ip in found}:
+        found.append((node.name, own))
     vip = address(get(node, API_VIP))
     if vip is not None:
         found.append(("the API VIP", vip))
@@ -182,30 +186,72 @@ def _overlaps(net: Network, other: Network) -> bool:
     return net.version == other.version and net.overlaps(other)
 
 
-@semantic_check
-def pod_ranges_do_not_overlap(deployment: RenderedDeployment) -> Iterator[ModelError]:
-    """Pod range and IP pool: clear of the service range and of the node network.
+def cidr_values(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Network]]:
+    """(key, network) for every string of ``value`` that is a CIDR, at any depth and under
+    any name; an interface address such as ``172.30.70.11/24`` gives its network.
+    reclass's own ``_reclass_`` parameters are left out."""
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            if not path and key == "_reclass_":
+                continue
+            yield from cidr_values(sub, (*path, str(key)))
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            yield from cidr_values(sub, (*path, str(i)))
+    elif isinstance(value, str) and "/" in value:
+        try:
+            yield ":".join(path), ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            pass
 
-    The node network is ``_param:<deployment>_network`` when the deployment has one;
-    the host table's addresses (and the API's VIP) are checked in any case, in one
-    error per range.
+
+def node_networks(node: RenderedNode, cluster: list[Network],
+                  addresses: list[tuple[str, Address]]) -> list[Network]:
+    """The node networks of the model, found by value: every CIDR of the node's
+    parameters (whatever its key) that holds a node address (``addresses``), but for the
+    cluster's own ranges (``cluster``: pods and services, and their copies) and ``/0``."""
+    ips = [ip for _, ip in addresses]
+    found: list[Network] = []
+    for _, net in cidr_values(node.parameters):
+        if net.prefixlen == 0 or net in cluster or net in found:
+            continue
+        if any(ip.version == net.version and ip in net for ip in ips):
+            found.append(net)
+    return sorted(found, key=lambda n: (n.version, n))
+
+
+@semantic_check
+def networks_do_not_overlap(deployment: RenderedDeployment) -> Iterator[ModelError]:
+    """The pod range and IP pool, the service range and the node networks: clear of each
+    other, checked by value.
+
+    A node network is any CIDR of the model that holds a node address (see
+    ``node_networks``: no parameter name is assumed, ``_param:lab_network`` and
+    ``_param:mgmt`` count alike). Pods (pod range, Calico's IP pool) are checked against
+    the service range and the node networks, the service range against the node
+    networks; a range that overlaps no node network but holds node addresses (host
+    table, the node's own address, the API VIP) is reported with those addresses. The
+    error is blamed on the pod or service range, in one error per pair.
     """
     for node in deployment.nodes.values():
         pods = _ranges(node, (POD_CIDR, IPPOOL_CIDR))
-        if not pods:
+        services = _ranges(node, (SERVICE_CIDR,))
+        if not pods and not services:
             continue
-        others = [(f"the service range {net}", net) for _, net in _ranges(node, (SERVICE_CIDR,))]
-        node_network = NODE_NETWORK.format(deployment=node.deployment)
-        others += [(f"the node network {net}", net) for _, net in _ranges(node, (node_network,))]
         addresses = node_addresses(node)
-        for key, net in pods:
-            problems = [what for what, other in others if _overlaps(net, other)]
-            inside = [f"{ip} ({name})" for name, ip in addresses if ip in net]
-            if inside and not any(w.startswith("the node network") for w in problems):
-                shown = ", ".join(inside[:4]) + (f", +{len(inside) - 4} more" if inside[4:] else "")
-                problems.append(f"node addresses {shown}")
-            for what in problems:
-                yield blame(deployment, node, key, "cidr-overlap", f"{net} overlaps {what}")
+        nets = node_networks(node, [net for _, net in pods + services], addresses)
+        nodes = [(f"the node network {net}", net) for net in nets]
+        service_ranges = [(f"the service range {net}", net) for _, net in services]
+        for group, others in ((pods, service_ranges + nodes), (services, nodes)):
+            for key, net in group:
+                problems = [what for what, other in others if _overlaps(net, other)]
+                inside = [f"{ip} ({name})" for name, ip in addresses if ip in net]
+                if inside and not any(_overlaps(net, other) for other in nets):
+                    shown = ", ".join(inside[:4]) + (
+                        f", +{len(inside) - 4} more" if inside[4:] else "")
+                    problems.append(f"node addresses {shown}")
+                for what in problems:
+                    yield blame(deployment, node, key, "cidr-overlap", f"{net} overlaps {what}")
 
 
 # -- BGP -------------------------------------------------------------------------------
@@ -250,6 +296,26 @@ def bgp_nodes_exist(deployment: RenderedDeployment) -> Iterator[ModelError]:
                         f"{what} {item['node']!r} is not a node of deployment "
                         f"{node.deployment} (its nodes: {', '.join(sorted(names))})",
                     )
+
+
+@semantic_check
+def bgp_mesh_is_off_with_route_reflectors(deployment: RenderedDeployment) -> Iterator[ModelError]:
+    """Route reflectors need the full mesh off: the Salt render's rule
+    (``stacksalt_objects.bgp_mesh_problem``), over ``calico:node`` merged with the
+    formula's defaults as the builder merges it (the mesh is on by default)."""
+    builder = objects.builder()
+    defaults = objects.defaults()["calico"]["node"]
+    for node in deployment.nodes.values():
+        calico = get(node, "calico:node")
+        if not isinstance(calico, dict):
+            continue
+        settings = builder.merge(defaults, calico)
+        if settings.get("enabled") is not True or not isinstance(settings.get("bgp"), dict):
+            continue
+        problem = builder.bgp_mesh_problem(settings["bgp"])
+        if problem:
+            yield blame(deployment, node, f"{BGP}:node_to_node_mesh",
+                        "bgp-mesh-with-route-reflectors", problem)
 
 
 @semantic_check

@@ -15,6 +15,11 @@ For every node with ``kubernetes:control:enabled`` (the Kubernetes masters), eac
   same port. ``unknown-port``: a container's ``port`` that is no key of ``ports``.
 - ``replicas-below-pdb``: ``replicas`` below the role's ``pdb_min_available`` (the
   PodDisruptionBudget's minAvailable; when unset the formula uses replicas - 1).
+- ``unknown-openstack-release``: a ``docker:build:image:<image>:release`` (on any node,
+  the image enabled or not; ``_param:openstack_version`` in this model) that
+  ``images/openstack-base/releases.yml`` has no entry for: its images would be tagged
+  with a release nobody builds. The message lists the releases the file knows. Skipped
+  when there is no such file (looked up like ``images/``).
 - ``unknown-secret``: a ``secret_env`` value that names no entry of the deployment's
   secrets pillar, ``pillar/secrets/<deployment>.sls`` (looked up like ``images/``). Its
   keys are read without decrypting anything. When the file does not exist the check is
@@ -40,6 +45,8 @@ from typing import Any
 import yaml
 
 from stacksalt import objects
+from stacksalt.images import releases
+from stacksalt.images.errors import ImagesError
 from stacksalt.model.checks.network import blame, get
 from stacksalt.model.errors import ModelError
 from stacksalt.model.render import RenderedDeployment, RenderedNode
@@ -108,6 +115,35 @@ def images_have_builds(deployment: RenderedDeployment) -> Iterator[ModelError]:
                     f"image {image!r} is built from {source!r}, but images/{source}/ does "
                     "not exist: add its Dockerfile and commands there, or point source "
                     "at an existing directory")
+
+
+# -- unknown-openstack-release -------------------------------------------------------------
+
+
+@semantic_check
+def openstack_releases_are_known(deployment: RenderedDeployment) -> Iterator[ModelError]:
+    images_dir = project_dir(deployment, "images")
+    if images_dir is None or not releases.releases_file(images_dir.parent).is_file():
+        return
+    rel = f"images/{releases.BASE_SOURCE}/releases.yml"
+    try:
+        known = sorted(releases.load(images_dir.parent))
+    except ImagesError as exc:
+        yield ModelError("unknown-openstack-release", None, None, str(exc))
+        return
+    for name in sorted(deployment.nodes):
+        node = deployment.nodes[name]
+        builds = get(node, BUILDS)
+        for image in sorted(builds) if isinstance(builds, dict) else ():
+            spec = builds[image]
+            release = spec.get("release") if isinstance(spec, dict) else None
+            if release is None or str(release) in known:
+                continue
+            yield blame(
+                deployment, node, f"{BUILDS}:{image}:release", "unknown-openstack-release",
+                f"release {str(release)!r} is not in {rel} (known: {', '.join(known)}): "
+                f"the images would be tagged {release}, which nobody builds; use a known "
+                f"release, or add its pins there and run 'stacksalt images freeze {release}'")
 
 
 # -- duplicate-port / unknown-port ---------------------------------------------------------
