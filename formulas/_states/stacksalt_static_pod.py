@@ -30,6 +30,7 @@ import copy
 import hashlib
 import os
 import tempfile
+from collections.abc import Mapping
 
 try:
     import yaml
@@ -53,7 +54,7 @@ def _under(path: str, directory: str) -> bool:
 
 def host_files(pod: dict) -> list[str]:
     """The host paths of the files ``pod`` reads (module docstring), sorted, unique."""
-    spec = pod.get("spec") or {}
+    spec = plain(pod).get("spec") or {}
     host = {v["name"]: v["hostPath"] for v in spec.get("volumes") or []
             if isinstance(v, dict) and isinstance(v.get("hostPath"), dict)}
     out = set()
@@ -91,9 +92,19 @@ def fingerprint(paths: list[str], root: str = "") -> str:
     return h.hexdigest()
 
 
+def plain(value):
+    """``value`` with every mapping a dict and every sequence a list: Salt's SLS loader
+    hands OrderedDicts, which YAML's safe dumper refuses."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 def annotated(pod: dict, digest: str) -> dict:
     """A copy of ``pod`` with the fingerprint in its annotations."""
-    out = copy.deepcopy(pod)
+    out = copy.deepcopy(plain(pod))
     meta = out.setdefault("metadata", {})
     meta["annotations"] = dict(meta.get("annotations") or {}, **{ANNOTATION: digest})
     return out
@@ -177,7 +188,7 @@ def manifest(name, dataset, mode="0600", files=None):
     """
     ret = {"name": name, "result": True, "changes": {}, "comment": ""}
     try:
-        p = plan(name, dict(dataset), int(str(mode), 8), files)
+        p = plan(name, plain(dataset), int(str(mode), 8), files)
     except (OSError, ValueError, TypeError, KeyError, yaml.YAMLError) as exc:
         ret.update(result=False, comment=f"{name}: {exc}")
         return ret

@@ -10,6 +10,7 @@ host (the pods' host paths moved under a temporary directory)."""
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 
 import pytest
 import yaml
@@ -166,6 +167,22 @@ def test_renewal_changes_the_annotation_and_a_second_run_changes_nothing(
     if not written["metadata"]["annotations"]:
         del written["metadata"]["annotations"]
     assert written == pod
+
+
+def test_salts_ordered_mappings_are_written_as_plain_yaml(master, mod, tmp_path):
+    """Salt's SLS loader gives the dataset as (nested) OrderedDicts."""
+    pod = relocated(call(master, PODS["kube-scheduler"])[1]["dataset"], str(tmp_path))
+
+    def ordered(v):
+        if isinstance(v, dict):
+            return OrderedDict((k, ordered(x)) for k, x in v.items())
+        return [ordered(x) for x in v] if isinstance(v, list) else v
+
+    target = tmp_path / "kube-scheduler.yaml"
+    ret = mod.manifest(str(target), ordered(pod))
+    assert ret["result"] is True, ret
+    assert mod.manifest(str(target), pod)["changes"] == {}
+    assert "!!python" not in target.read_text()
 
 
 def test_test_mode_writes_nothing(master, mod, tmp_path):

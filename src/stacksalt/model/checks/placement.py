@@ -14,7 +14,8 @@
   NoSchedule/NoExecute taint the pods do not tolerate: its pods could never be
   scheduled. A node's labels are its ``kubernetes:pool:labels`` and those its kubelet
   always sets (``kubernetes.io/hostname``, ``kubernetes.io/os``,
-  ``kubernetes.io/arch``). ``unknown-node-group``: a role's ``nodes`` that names no group.
+  ``kubernetes.io/arch``). ``unknown-node-group``: a role's ``nodes`` that names no group;
+  ``invalid-node-group``: a group label a kubelet may not set, or a bad group taint.
   A deployment without any Kubernetes pool node (a partial model) has nothing to
   schedule on, and is not checked for this.
 
@@ -116,10 +117,13 @@ def workloads_have_nodes(deployment: RenderedDeployment) -> Iterator[ModelError]
             try:
                 selector, tolerations = builder.placement(control, role, spec)
             except builder.ObjectError as exc:
-                kind = ("unknown-node-group" if spec.get("nodes") not in
-                        (control.get("node_groups") or {}) else "invalid-node-label")
-                yield blame(deployment, node, f"{SERVICES}:{role}:nodes", kind,
-                            str(exc).split(": ", 1)[-1])
+                group = spec.get("nodes")
+                if group not in (control.get("node_groups") or {}):
+                    yield blame(deployment, node, f"{SERVICES}:{role}:nodes",
+                                "unknown-node-group", str(exc))
+                else:  # the group's own labels or taints: "<key>: <problem>"
+                    key, _, problem = str(exc).partition(": ")
+                    yield blame(deployment, node, key, "invalid-node-group", problem)
                 continue
             if not schedulable(selector, tolerations, nodes):
                 groups.setdefault(spec["nodes"], []).append(role)
