@@ -88,6 +88,111 @@ def file_name(kind: str, name: str) -> str:
     return f"{kind.lower()}-{name.replace(':', '-')}.yaml"
 
 
+# =========================================================================== node labels
+
+
+# What NodeRestriction lets a kubelet set on its own Node (k8s.io/kubelet's
+# IsKubeletLabel: these keys, or a key in one of these namespaces or a subdomain of one);
+# any other key in kubernetes.io / k8s.io (or a subdomain) is refused by the kubelet's
+# --node-labels and by the admission plugin (plugin/pkg/admission/noderestriction).
+KUBELET_LABELS = frozenset((
+    "kubernetes.io/hostname", "kubernetes.io/os", "kubernetes.io/arch",
+    "beta.kubernetes.io/os", "beta.kubernetes.io/arch", "beta.kubernetes.io/instance-type",
+    "node.kubernetes.io/instance-type", "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone",
+    "failure-domain.beta.kubernetes.io/region"))
+KUBELET_LABEL_NAMESPACES = ("kubelet.kubernetes.io", "node.kubernetes.io")
+RESTRICTED_NAMESPACES = ("kubernetes.io", "k8s.io")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _in_namespace(namespace: str, names) -> bool:
+    return any(namespace == n or namespace.endswith("." + n) for n in names)
+
+
+def restricted_label(key: str) -> bool:
+    """Whether NodeRestriction (and the kubelet's --node-labels) refuse ``key`` for a
+    kubelet's own Node: kubernetes.io / k8s.io (or a subdomain), unless a kubelet label."""
+    prefix = key.rpartition("/")[0]
+    if key in KUBELET_LABELS or _in_namespace(prefix, KUBELET_LABEL_NAMESPACES):
+        return False
+    return _in_namespace(prefix, RESTRICTED_NAMESPACES)
+
+
+def label_problem(key, value) -> str:
+    """Why a kubelet cannot give its node the label ``key: value`` ("" if it can)."""
+    if not isinstance(key, str) or not isinstance(value, str):
+        return (f"label {key!r}: {value!r} must be a string key and a string value (quote "
+                "values such as \"true\")")
+    prefix, _, name = key.rpartition("/")
+    if not name or not LABEL_NAME.match(name) or (prefix and (
+            len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix))):
+        return f"label key {key!r} is not a valid [<dns subdomain>/]<name>"
+    if len(value) > 63 or not LABEL_NAME.match(value):
+        return f"label value {value!r} of {key!r} is not a valid label value"
+    if restricted_label(key):
+        return (f"label {key!r} is in a namespace kubelets may not set on their own node "
+                "(NodeRestriction; allowed: node.kubernetes.io/, kubelet.kubernetes.io/ and "
+                "the well-known kubelet labels): use your own prefix, e.g. stacksalt.io/")
+    return ""
+
+
+def taint_problem(taint) -> str:
+    """Why ``taint`` is not a taint {key, value?, effect} ("" if it is)."""
+    if not isinstance(taint, dict) or not isinstance(taint.get("key"), str):
+        return f"taint {to_json(taint)} needs a key"
+    if taint.get("effect") not in TAINT_EFFECTS:
+        return (f"taint {taint['key']!r} has effect {taint.get('effect')!r}: use one of "
+                f"{', '.join(TAINT_EFFECTS)}")
+    unknown = sorted(set(taint) - {"key", "value", "effect"})
+    if unknown:
+        return f"taint {taint['key']!r} has unknown fields {', '.join(unknown)}"
+    return ""
+
+
+def check_node_placement(labels, taints, key: str) -> None:
+    """ObjectError naming ``<key>:labels:<label>`` / ``<key>:taints:<i>`` on bad input."""
+    if not isinstance(labels, dict):
+        raise ObjectError(f"{key}:labels must be a mapping of label keys to strings")
+    for label, value in labels.items():
+        problem = label_problem(label, value)
+        if problem:
+            raise ObjectError(f"{key}:labels:{label}: {problem}")
+    if not isinstance(taints, list):
+        raise ObjectError(f"{key}:taints must be a list of {{key, value, effect}}")
+    for i, taint in enumerate(taints):
+        problem = taint_problem(taint)
+        if problem:
+            raise ObjectError(f"{key}:taints:{i}: {problem}")
+
+
+def tolerations(taints: list) -> list[dict]:
+    """The tolerations of a pod that may run on nodes with ``taints``."""
+    out = []
+    for t in taints:
+        if t.get("value") is None:
+            out.append({"key": t["key"], "operator": "Exists", "effect": t["effect"]})
+        else:
+            out.append({"key": t["key"], "operator": "Equal", "value": str(t["value"]),
+                        "effect": t["effect"]})
+    return out
+
+
+def tolerated(taint: dict, tols: list[dict]) -> bool:
+    """Whether a pod with tolerations ``tols`` can be on a node with ``taint``."""
+    for t in tols:
+        if t.get("effect") not in (None, "", taint["effect"]):
+            continue
+        if t.get("operator") == "Exists" and t.get("key") in (None, "", taint["key"]):
+            return True
+        if t.get("key") == taint["key"] and str(t.get("value", "")) == str(
+                taint.get("value") or ""):
+            return True
+    return False
+
+
 # =========================================================================== settings
 
 
@@ -114,6 +219,10 @@ def kubernetes_settings(pillar: dict, defaults: dict) -> dict:
         "fqdn": f"{common['hostname']}.{get(pillar, 'linux:system:domain', '')}",
         "is_master": master["enabled"],
     }
+    if pool["enabled"]:
+        check_node_placement(pool["labels"], pool["taints"], "kubernetes:pool")
+    # the kubelet's --node-labels (empty: no flag)
+    k8s["node_labels"] = ",".join(f"{k}={v}" for k, v in sorted(pool["labels"].items()))
     return {"common": common, "master": master, "pool": pool, "k8s": k8s}
 
 
@@ -241,8 +350,29 @@ def check_calico(node: dict, hosts: dict) -> None:
 
 
 def control_settings(pillar: dict, defaults: dict) -> dict:
-    """kubernetes:control merged over its defaults."""
-    return merge(defaults["control"], get(pillar, "kubernetes:control", {}) or {})
+    """kubernetes:control merged over its defaults; the model's node_groups, when it
+    names any, replace the default groups (each group's labels are the whole
+    nodeSelector: merged over the defaults' they could only grow)."""
+    control = merge(defaults["control"], get(pillar, "kubernetes:control", {}) or {})
+    groups = get(pillar, "kubernetes:control:node_groups")
+    if groups:
+        control["node_groups"] = {name: merge({"labels": {}, "taints": []}, g or {})
+                                  for name, g in groups.items()}
+    return control
+
+
+def placement(control: dict, name: str, r: dict) -> tuple[dict, list[dict]]:
+    """(nodeSelector, tolerations) of role ``name``: the labels and taints of the node
+    group its ``nodes`` names (kubernetes:control:node_groups)."""
+    groups = control.get("node_groups") or {}
+    group = r.get("nodes")
+    if group not in groups:
+        raise ObjectError(
+            f"kubernetes:control:service:{name}:nodes is {group!r}, which is not a group of "
+            f"kubernetes:control:node_groups ({', '.join(sorted(groups)) or 'none'})")
+    g = groups[group]
+    check_node_placement(g["labels"], g["taints"], f"kubernetes:control:node_groups:{group}")
+    return dict(g["labels"]), tolerations(g["taints"])
 
 
 def role_settings(control: dict, spec: dict | None) -> dict:
@@ -961,6 +1091,7 @@ def add_openstack(b: Builder, control: dict, images: dict, secrets: dict,
         d = derived[name]
         labels = {**part_of, **d["labels"]}
         volumes, mounts = _volumes(name, r)
+        selector, tols = placement(control, name, r)
         where = f"{top}{d['dir']}/"
         if r["ports"]:
             ports = [{"name": p, "port": int(n), "targetPort": p, "protocol": "TCP"}
@@ -991,6 +1122,10 @@ def add_openstack(b: Builder, control: dict, images: dict, secrets: dict,
                 pod["initContainers"] = init
             if volumes:
                 pod["volumes"] = volumes
+            if selector:
+                pod["nodeSelector"] = selector
+            if tols:
+                pod["tolerations"] = tols
             obj = {"apiVersion": "batch/v1", "kind": "Job",
                    "metadata": {"name": jname, "namespace": ns, "labels": jlabels},
                    "spec": {"backoffLimit": int(control["job_backoff_limit"]),
@@ -1017,8 +1152,10 @@ def add_openstack(b: Builder, control: dict, images: dict, secrets: dict,
                "terminationGracePeriodSeconds": int(r["termination_grace_period"])}
         if volumes:
             pod["volumes"] = volumes
-        if r["node_selector"]:
-            pod["nodeSelector"] = r["node_selector"]
+        if selector:
+            pod["nodeSelector"] = selector
+        if tols:
+            pod["tolerations"] = tols
         if r["host_network"]:
             # on the host's network, cluster DNS still resolves the Service names of `env`
             pod.update({"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"})

@@ -167,7 +167,8 @@ def test_workloads_have_the_zero_downtime_shape(model, written):
                 assert 0 <= pdb["spec"]["minAvailable"] <= max(obj["spec"]["replicas"] - 1, 0)
             else:
                 assert obj["kind"] == "DaemonSet" == spec["kind"]
-                assert pod["nodeSelector"] == spec["node_selector"]
+                group = control["node_groups"][spec.get("nodes", "control")]
+                assert pod["nodeSelector"] == group["labels"]
                 assert pod.get("hostNetwork") is spec.get("host_network", False)
                 if pod.get("hostNetwork"):
                     assert pod["dnsPolicy"] == "ClusterFirstWithHostNet"

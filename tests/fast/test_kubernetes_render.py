@@ -150,7 +150,8 @@ def test_objects_are_valid_kubernetes(model, rendered):
     checked = 0
     for states in rendered.values():
         for sid, state in states.items():
-            if "serialize" not in state.get("file", []):
+            if "serialize" not in state.get("file", []) and \
+                    "manifest" not in state.get("stacksalt_static_pod", []):
                 continue
             a = args(states, sid)
             if not a["name"].startswith(("/etc/kubernetes/manifests/",

@@ -50,13 +50,13 @@ def test_every_apiserver_encrypts_secrets_with_the_pillars_key(masters):
         assert key["secret"] == values[model["key_secret"]].strip()
         assert len(base64.b64decode(key["secret"])) == 32
         pod = args(states["kubernetes-master-kube-apiserver-manifest-managed"],
-                   "file.serialize")["dataset"]
+                   "stacksalt_static_pod.manifest")["dataset"]
         command = pod["spec"]["containers"][0]["command"]
         assert f"--encryption-provider-config={conf['name']}" in command
         mounts = [m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]]
         assert any(conf["name"].startswith(p.rstrip("/") + "/") for p in mounts), mounts
         requires = args(states["kubernetes-master-kube-apiserver-manifest-managed"],
-                        "file.serialize")["require"]
+                        "stacksalt_static_pod.manifest")["require"]
         assert {"file": STATE} in requires
 
 

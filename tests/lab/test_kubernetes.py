@@ -202,6 +202,11 @@ def test_static_pods(lab, member):
     for name in ("kube-controller-manager", "kube-scheduler", "kube-proxy"):
         other = yaml.safe_load(host.file(f"/etc/kubernetes/manifests/{name}.yaml").content_string)
         assert other["metadata"]["name"] == name
+    # the fingerprint of the files each pod reads, made by stacksalt_static_pod.manifest
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"):
+        doc = yaml.safe_load(host.file(f"/etc/kubernetes/manifests/{name}.yaml").content_string)
+        digest = doc["metadata"]["annotations"]["stacksalt.io/config-hash"]
+        assert len(digest) == 64 and int(digest, 16) >= 0, (name, digest)
     addons = host.check_output("ls /etc/kubernetes/objects/coredns").split()
     assert "service-kube-dns.yaml" in addons and "deployment-coredns.yaml" in addons
     svc = yaml.safe_load(host.file("/etc/kubernetes/objects/coredns/service-kube-dns.yaml")

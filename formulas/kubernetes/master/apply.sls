@@ -85,7 +85,7 @@ kubernetes-master-objects-applied:
       - saltutil: kubernetes-master-apply-state-module-synced
       - sls: kubernetes.master.objects
       - sls: kubernetes.master.kubeconfig
-      - file: kubernetes-master-kube-apiserver-manifest-managed
+      - stacksalt_static_pod: kubernetes-master-kube-apiserver-manifest-managed
       - sls: kubernetes.pool.kubelet
 {%- if binaries %}
       - sls: kubernetes.common.binaries

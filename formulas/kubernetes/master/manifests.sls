@@ -16,31 +16,45 @@ include:
 {%- if etcd_member %}
   - etcd.server.service
 {%- endif %}
+{#- Each pod's manifest runs after every state that writes a file it reads (its
+    certificates and keys, CA copies, kubeconfig, encryption config): the state
+    stacksalt_static_pod.manifest fingerprints those files when it runs
+    (stacksalt.io/config-hash), so a renewal restarts the pod on the same run. #}
+{%- set ca = [('file', 'kubernetes-common-ca-certificate-managed')] %}
+{%- set front_proxy_ca = [('file', 'kubernetes-master-front-proxy-ca-certificate-managed')] %}
+{%- set sa_key = [('file', 'kubernetes-master-service-account-private-key-managed')] %}
+{%- set reads = {'kube-apiserver': ca + front_proxy_ca + sa_key + [
+    ('file', 'kubernetes-master-etcd-ca-certificate-managed'),
+    ('file', 'kubernetes-master-service-account-public-key-managed')]} %}
+{%- for cert in ('apiserver', 'apiserver-etcd-client', 'apiserver-kubelet-client',
+                 'front-proxy-client') %}
+{%- do reads['kube-apiserver'].extend([
+    ('x509', 'kubernetes-master-' ~ cert ~ '-private-key-managed'),
+    ('x509', 'kubernetes-master-' ~ cert ~ '-certificate-managed')]) %}
+{%- endfor %}
+{%- if master.encryption.enabled %}
+{%- do reads['kube-apiserver'].append(('file', 'kubernetes-master-secrets-encryption-config-managed')) %}
+{%- endif %}
+{%- if etcd_member %}
+{%- do reads['kube-apiserver'].append(('cmd', 'etcd-server-cluster-healthy-with-quorum')) %}
+{%- endif %}
+{%- do reads.update({
+    'kube-controller-manager': ca + front_proxy_ca + sa_key + [
+        ('file', 'kubernetes-master-controller-manager-kubeconfig-managed')],
+    'kube-scheduler': [('file', 'kubernetes-master-scheduler-kubeconfig-managed')],
+}) %}
 {%- for name in ('kube-apiserver', 'kube-controller-manager', 'kube-scheduler') %}
 {%- set kubeconfig = common.config_dir ~ '/' ~ name | replace('kube-', '') ~ '.conf' %}
 {%- import_yaml "kubernetes/files/objects/" ~ name ~ ".yaml" as pod with context %}
 
 kubernetes-master-{{ name }}-manifest-managed:
-  file.serialize:
+  stacksalt_static_pod.manifest:
     - name: {{ common.manifests_dir }}/{{ name }}.yaml
-    - serializer: yaml
     - dataset: {{ pod | json }}
     - mode: '0600'
     - require:
       - file: kubernetes-common-manifests-directory-managed
-{%- if name == 'kube-apiserver' %}
-      - x509: kubernetes-master-apiserver-certificate-managed
-      - x509: kubernetes-master-apiserver-etcd-client-certificate-managed
-      - x509: kubernetes-master-apiserver-kubelet-client-certificate-managed
-      - x509: kubernetes-master-front-proxy-client-certificate-managed
-      - file: kubernetes-master-service-account-public-key-managed
-{%- if master.encryption.enabled %}
-      - file: kubernetes-master-secrets-encryption-config-managed
-{%- endif %}
-{%- if etcd_member %}
-      - cmd: etcd-server-cluster-healthy-with-quorum
-{%- endif %}
-{%- else %}
-      - file: kubernetes-master-{{ name | replace('kube-', '') }}-kubeconfig-managed
-{%- endif %}
+{%- for module, sid in reads[name] %}
+      - {{ module }}: {{ sid }}
+{%- endfor %}
 {%- endfor %}

@@ -15,6 +15,7 @@
     'bindAddress': '0.0.0.0',
     'clientConnection': {'kubeconfig': kubeconfig_file},
     'clusterCIDR': common.cluster.pod_cidr,
+    'healthzBindAddress': '0.0.0.0:' ~ kp.healthz_port,
     'hostnameOverride': common.hostname,
     'metricsBindAddress': '127.0.0.1:' ~ kp.metrics_port,
     'mode': kp.mode,
@@ -45,10 +46,11 @@ kubernetes-pool-kube-proxy-config-file-managed:
     [{'file': 'kubernetes-common-ca-certificate-managed'},
      {'x509': 'kubernetes-pool-kube-proxy-client-certificate-managed'}]) }}
 
+{#- the manifest carries the fingerprint of the config and kubeconfig (with its embedded
+    client certificate) as they are when it runs: a renewal restarts kube-proxy #}
 kubernetes-pool-kube-proxy-manifest-managed:
-  file.serialize:
+  stacksalt_static_pod.manifest:
     - name: {{ common.manifests_dir }}/kube-proxy.yaml
-    - serializer: yaml
     - dataset: {{ pod | json }}
     - mode: '0600'
     - require:

@@ -36,7 +36,7 @@
     'healthzPort': 10248,
     'resolvConf': kubelet.resolv_conf,
     'maxPods': kubelet.max_pods,
-    'registerWithTaints': kubelet.register_with_taints,
+    'registerWithTaints': pool.taints,
 } %}
 include:
   - pki.check
@@ -90,6 +90,7 @@ kubernetes-pool-kubelet-unit-file-managed:
         kubeconfig: {{ common.config_dir }}/kubelet.conf
         node_name: {{ node_name }}
         node_ip: {{ common.address }}
+        node_labels: {{ k8s.node_labels | json }}
         runtime_service: {{ common.containerd.service }}
 
 kubernetes-pool-kubelet-unit-reloaded:

@@ -1,7 +1,9 @@
 """Collect the Kubernetes and Calico objects a deployment's states would write.
 
-Formulas write every object with ``file.serialize`` (``dataset:`` = the object), so the
-objects are plain data in ``state.show_sls``: nothing is executed, no node is needed.
+Formulas write every object with ``file.serialize`` (``dataset:`` = the object), the
+static pods with ``stacksalt_static_pod.manifest`` (the same ``dataset:``, plus a
+fingerprint annotation made when the state runs), so the objects are plain data in
+``state.show_sls``: nothing is executed, no node is needed.
 Every node's applications are rendered on this host with the node's real pillar
 (``stacksalt.saltrender``); the deployment's secrets must exist
 (``stacksalt secrets generate <deployment>``).
@@ -18,6 +20,8 @@ from stacksalt import paths, saltrender
 from stacksalt.deployment import Deployment
 
 Rendered = dict[str, dict[str, Any]]  # {minion: show_sls output (state id -> state)}
+# the states that write a dataset as a file
+SERIALIZERS = ("file.serialize", "stacksalt_static_pod.manifest")
 
 
 def render(deployment: str, root: Path | None = None) -> Rendered:
@@ -51,12 +55,13 @@ def state_calls(state: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def serialized(states: dict[str, Any]) -> Iterator[tuple[str, str, Any]]:
-    """(state id, file path, dataset) for every ``file.serialize`` of one node's states."""
+    """(state id, file path, dataset) for every ``file.serialize`` (and static pod
+    manifest) of one node's states."""
     for state_id, state in sorted(states.items()):
         if not isinstance(state, dict):
             continue
         for call, kwargs in state_calls(state):
-            if call == "file.serialize" and "dataset" in kwargs:
+            if call in SERIALIZERS and "dataset" in kwargs:
                 yield state_id, str(kwargs.get("name", state_id)), kwargs["dataset"]
 
 
