@@ -3,6 +3,8 @@
 Pillar in, objects out. Every object a Kubernetes master writes for the cluster's API (and
 for Calico's datastore) comes from here:
 
+- admin.conf's ClusterRoleBinding (``kubeadm:cluster-admins`` -> cluster-admin), as
+  kubeadm >= 1.29 creates it;
 - Calico (``calico:node`` on a Kubernetes master): the IPPool, the BGPConfiguration, the
   BGPPeers (calicoctl), the RBAC of calico-node, the CNI plugin and calico-kube-controllers,
   the calico-node DaemonSet and the calico-kube-controllers Deployment (kubectl), and the
@@ -15,7 +17,8 @@ for Calico's datastore) comes from here:
 object, whether it holds secret values) and the plan: one ordered list of steps, each
 naming its tool (kubectl or calicoctl), its action (apply or patch), the object, its
 file, what it waits for, and its timeout. The order is the plan's, not an accident of
-class order: Calico's resources and networking, then CoreDNS, then OpenStack.
+class order: the ClusterRoleBinding of admin.conf's group (with super-admin.conf, the one
+step that uses it), Calico's resources and networking, then CoreDNS, then OpenStack.
 
 ``defaults`` are the formulas' own defaults.yaml files (``DEFAULTS``), read by the caller:
 the Salt wrapper below reads them from the file server, the stacksalt package from the
@@ -257,6 +260,8 @@ def objects_settings(k: dict) -> dict:
     common = k["common"]
     objects["kubectl"] = objects.get("kubectl") or f"{common['binaries']['bin_dir']}/kubectl"
     objects["kubeconfig"] = objects.get("kubeconfig") or f"{common['config_dir']}/admin.conf"
+    objects["super_admin_kubeconfig"] = (objects.get("super_admin_kubeconfig")
+                                         or f"{common['config_dir']}/super-admin.conf")
     masters = [m["name"] for m in common.get("masters") or []]
     objects["applier"] = objects.get("applier") or (masters[0] if masters else
                                                      common["hostname"])
@@ -277,9 +282,11 @@ class Builder:
             action: str = "apply", wait: str = "none", timeout: int | None = None,
             role: str = "", secret: bool = False, namespace: str | None = None,
             unless_exists: str | None = None, await_exists: bool = False,
-            later: bool = False) -> dict:
+            later: bool = False, credentials: str | None = None) -> dict:
         """The object's file, and its step: appended to the plan now, or (``later``)
-        returned for the caller to place with ``self.steps.append``."""
+        returned for the caller to place with ``self.steps.append``. ``credentials``
+        "super-admin": kubectl uses the plan's super_admin_kubeconfig for this step (the
+        apply state allows it for a ClusterRoleBinding only)."""
         self.files.append({"file": path, "object": obj, "secret": secret,
                            "mode": "0600" if secret else "0644"})
         meta = obj.get("metadata") or {}
@@ -293,6 +300,8 @@ class Builder:
             s["unless_exists"] = unless_exists
         if await_exists:
             s["await"] = "exists"
+        if credentials:
+            s["credentials"] = credentials
         if not later:
             self.steps.append(s)
         return s
@@ -338,6 +347,9 @@ def build(pillar: dict, defaults: dict) -> dict:
     components = []
     tools = {"kubectl": {"binary": objects["kubectl"], "kubeconfig": objects["kubeconfig"]}}
     if k["master"]["enabled"]:
+        add_cluster_admins(b, k)
+        tools["kubectl"]["super_admin_kubeconfig"] = objects["super_admin_kubeconfig"]
+        components.append("kubernetes")
         calico = calico_settings(pillar, defaults)
         if calico["node"]["enabled"]:
             add_calico(b, calico, objects)
@@ -357,6 +369,47 @@ def build(pillar: dict, defaults: dict) -> dict:
             "plan": b.plan(objects, tools) if b.steps else {},
             "apply": bool(objects["apply"]), "applier": objects["applier"],
             "components": components}
+
+
+# =========================================================================== admin.conf
+
+# system:masters passes every authorization check, RBAC cannot revoke it: kubeadm (>= 1.29)
+# gives it to super-admin.conf only (break-glass), admin.conf a group bound by RBAC.
+SUPERUSER_GROUP = "system:masters"
+RBAC_API = "rbac.authorization.k8s.io"
+
+
+def cluster_admins_binding(k: dict) -> dict:
+    """The ClusterRoleBinding of admin.conf's group to cluster-admin, named after the
+    group as kubeadm names it (kubeadm:cluster-admins)."""
+    group = k["master"]["admin"]["O"]
+    if not group or group == SUPERUSER_GROUP:
+        raise ObjectError(
+            f"kubernetes:master:admin:O is {group!r}: admin.conf needs a group RBAC binds "
+            f"(kubeadm:cluster-admins); {SUPERUSER_GROUP} is super-admin.conf's "
+            "(kubernetes:master:super_admin:O), break-glass only")
+    if k["master"]["super_admin"]["O"] != SUPERUSER_GROUP:
+        raise ObjectError(
+            f"kubernetes:master:super_admin:O is {k['master']['super_admin']['O']!r}: "
+            f"super-admin.conf creates admin.conf's binding, it must be {SUPERUSER_GROUP}")
+    return {
+        "apiVersion": f"{RBAC_API}/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": group},
+        "roleRef": {"apiGroup": RBAC_API, "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": RBAC_API, "kind": "Group", "name": group}],
+    }
+
+
+def add_cluster_admins(b: Builder, k: dict) -> None:
+    """The plan's first step: admin.conf's group gets cluster-admin, applied with
+    super-admin.conf (admin.conf can do nothing before it exists; kubeadm's
+    EnsureAdminClusterRoleBinding falls back to super-admin.conf the same way). Every
+    later step, and the /readyz poll before the first (system:public-info-viewer allows
+    it to anyone authenticated), uses admin.conf."""
+    obj = cluster_admins_binding(k)
+    b.add("kubernetes", "kubernetes/" + file_name(obj["kind"], obj["metadata"]["name"]), obj,
+          credentials="super-admin")
 
 
 # =========================================================================== Calico

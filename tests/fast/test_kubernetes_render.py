@@ -174,6 +174,7 @@ def test_kubeconfigs_point_at_the_vip(model, rendered):
         if node in model["masters"]:
             expected.update({
                 "kubernetes-master-admin-kubeconfig-managed": "kubernetes-admin",
+                "kubernetes-master-super-admin-kubeconfig-managed": "kubernetes-super-admin",
                 "kubernetes-master-controller-manager-kubeconfig-managed":
                     "system:kube-controller-manager",
                 "kubernetes-master-scheduler-kubeconfig-managed": "system:kube-scheduler",
@@ -182,13 +183,22 @@ def test_kubeconfigs_point_at_the_vip(model, rendered):
             a = args(states, sid)
             assert a["context"]["server"] == server, f"{node}: {sid}"
             assert a["context"]["user"] == user, f"{node}: {sid}"
-            assert a["mode"] == "0600"
+            assert (a["mode"], a["user"], a["group"]) == ("0600", "root", "root"), sid
             # rendered when the state runs, after its client certificate
             cert_ids = [r["x509"] for r in a["require"] if "x509" in r]
             assert cert_ids, f"{node}: {sid} does not wait for its certificate"
             cert = args(states, cert_ids[0])
             assert cert["CN"] == user
             assert a["context"]["cert_file"] == cert["name"]
+        if node in model["masters"]:
+            names = {s: args(states, s)["name"] for s in expected}
+            assert names["kubernetes-master-admin-kubeconfig-managed"] == \
+                "/etc/kubernetes/admin.conf"
+            assert names["kubernetes-master-super-admin-kubeconfig-managed"] == \
+                "/etc/kubernetes/super-admin.conf"
+            # root's kubectl is admin.conf (revocable), never the break-glass one
+            link = args(states, "kubernetes-master-root-kubeconfig-symlinked")
+            assert link["target"] == "/etc/kubernetes/admin.conf"
 
 
 def test_client_certificates_subjects_and_policies(model, rendered):
@@ -204,8 +214,18 @@ def test_client_certificates_subjects_and_policies(model, rendered):
                 assert a["mode"] == "0600", f"{node}: {sid}"
         if node not in model["masters"]:
             continue
+        # kubeadm >= 1.29: admin.conf's group is bound by RBAC (revocable), super-admin.conf
+        # is system:masters (break-glass); each under a policy of its own that pins it
         admin = args(states, "kubernetes-master-admin-client-certificate-managed")
-        assert (admin["CN"], admin["O"]) == ("kubernetes-admin", "system:masters")
+        assert (admin["CN"], admin["O"]) == ("kubernetes-admin", "kubeadm:cluster-admins")
+        assert admin["signing_policy"] == "kubernetes_admin_client"
+        sup = args(states, "kubernetes-master-super-admin-client-certificate-managed")
+        assert (sup["CN"], sup["O"]) == ("kubernetes-super-admin", "system:masters")
+        assert sup["signing_policy"] == "kubernetes_super_admin_client"
+        for sid in ("kubernetes-master-controller-manager-client-certificate-managed",
+                    "kubernetes-master-scheduler-client-certificate-managed"):
+            assert "O" not in args(states, sid), sid
+            assert args(states, sid)["signing_policy"] == "kubernetes_master_client", sid
         kc = args(states, "kubernetes-master-apiserver-kubelet-client-certificate-managed")
         assert kc["O"] == "system:masters"
         etcd = args(states, "kubernetes-master-apiserver-etcd-client-certificate-managed")
@@ -413,7 +433,8 @@ def test_signing_policies_are_restricted(model):
     policies = dep.parameters(ca_minion)["x509_signing_policies"]
     masters = set(model["masters"])
     for name in ("kubernetes_apiserver", "kubernetes_master_client",
-                 "kubernetes_front_proxy_client"):
+                 "kubernetes_front_proxy_client", "kubernetes_admin_client",
+                 "kubernetes_super_admin_client"):
         allowed = {n for n in dep.node_names if fnmatch.fnmatch(n, policies[name]["minions"])}
         assert allowed == masters, name
     allowed = {n for n in dep.node_names
@@ -435,6 +456,17 @@ def test_signing_policies_are_restricted(model):
     assert policies["kubernetes_proxy_client"]["subject"] == "CN=system:kube-proxy"
     assert policies["kubernetes_front_proxy_client"]["subject"] == "CN=front-proxy-client"
     assert policies["kubernetes_master_client"]["extendedKeyUsage"] == "clientAuth"
+    # the people's identities: subject pinned, so no other certificate gets system:masters
+    # through them nor admin.conf's group another name
+    assert (policies["kubernetes_admin_client"]["CN"],
+            policies["kubernetes_admin_client"]["O"]) == ("kubernetes-admin",
+                                                          "kubeadm:cluster-admins")
+    assert (policies["kubernetes_super_admin_client"]["CN"],
+            policies["kubernetes_super_admin_client"]["O"]) == ("kubernetes-super-admin",
+                                                                "system:masters")
+    for name in ("kubernetes_admin_client", "kubernetes_super_admin_client"):
+        assert policies[name]["extendedKeyUsage"] == "clientAuth", name
+        assert policies[name]["basicConstraints"] == "critical, CA:false", name
     assert policies["kubernetes_apiserver"]["extendedKeyUsage"] == "serverAuth"
     authorities = dep.parameters(ca_minion)["salt"]["minion"]["ca"]["authority"]
     assert {"kubernetes", "front-proxy", "etcd"} <= set(authorities)
