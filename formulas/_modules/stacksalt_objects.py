@@ -117,7 +117,106 @@ def kubernetes_settings(pillar: dict, defaults: dict) -> dict:
         "fqdn": f"{common['hostname']}.{get(pillar, 'linux:system:domain', '')}",
         "is_master": master["enabled"],
     }
+    if master["enabled"]:
+        k8s["audit"] = audit_settings(master["audit"])
     return {"common": common, "master": master, "pool": pool, "k8s": k8s}
+
+
+# =========================================================================== audit
+
+AUDIT_KEY = "kubernetes:master:audit"
+AUDIT_LEVELS = ("None", "Metadata", "Request", "RequestResponse")
+# (group, resource) whose bodies hold credentials or secret values: Metadata at most
+AUDIT_SENSITIVE = (("", "secrets"), ("", "configmaps"), ("", "serviceaccounts/token"),
+                   ("authentication.k8s.io", "tokenreviews"))
+# what narrows a rule to some requests: a rule without them matches every request it names
+AUDIT_NARROWING = ("users", "userGroups", "verbs", "namespaces")
+
+
+def _names_resource(entry: dict, resource: str) -> bool:
+    """Whether a rule's resources entry (its group already matched) covers resource."""
+    names = entry.get("resources") or []
+    if not names or "*" in names or resource in names:
+        return True
+    parent, _, sub = resource.partition("/")
+    return bool(sub) and (f"{parent}/*" in names or f"*/{sub}" in names)
+
+
+def audit_rule_match(rule: dict, group: str, resource: str) -> str:
+    """How an audit rule matches requests on group/resource: "all" (every such request
+    reaches it and stops there), "some" (those of some users, verbs, namespaces or names),
+    or "" (none)."""
+    if "resources" not in rule:
+        if rule.get("nonResourceURLs"):
+            return ""
+        entries = [{}]
+    else:
+        entries = [e for e in rule["resources"] or []
+                   if str(e.get("group", "")) in (group, "*") and _names_resource(e, resource)]
+    if not entries:
+        return ""
+    narrowed = any(rule.get(k) for k in AUDIT_NARROWING) or \
+        all(e.get("resourceNames") for e in entries)
+    return "some" if narrowed else "all"
+
+
+def audit_policy(audit: dict) -> dict:
+    """The audit.k8s.io/v1 Policy of kubernetes:master:audit:rules, checked: every rule a
+    mapping with a known level, and no request on what holds credentials reaching a rule
+    that logs its body (Request, RequestResponse) before one that logs Metadata at most."""
+    rules = audit.get("rules")
+    if not isinstance(rules, list) or not rules:
+        raise ObjectError(f"{AUDIT_KEY}:rules must be a non-empty list of audit rules")
+    for i, rule in enumerate(rules):
+        where = f"{AUDIT_KEY}:rules:{i}"
+        if not isinstance(rule, dict):
+            raise ObjectError(f"{where} is {type(rule).__name__}, expected a mapping")
+        if rule.get("level") not in AUDIT_LEVELS:
+            raise ObjectError(f"{where}:level is {rule.get('level')!r}, expected one of "
+                              f"{', '.join(AUDIT_LEVELS)}")
+    for group, resource in AUDIT_SENSITIVE:
+        for i, rule in enumerate(rules):
+            match = audit_rule_match(rule, group, resource)
+            if not match:
+                continue
+            if rule["level"] in ("Request", "RequestResponse"):
+                raise ObjectError(
+                    f"{AUDIT_KEY}:rules:{i}: level {rule['level']} would log the bodies of "
+                    f"{resource} ({group or 'core'} group): put a rule at Metadata for them "
+                    "before it")
+            if match == "all":
+                break
+    return {"apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+            "omitStages": ["RequestReceived"], "rules": copy.deepcopy(rules)}
+
+
+def audit_settings(audit: dict) -> dict:
+    """{enabled, policy, policy_path, log_path, flags, sha256} of the apiserver's audit
+    log, or {enabled: False}."""
+    if not audit.get("enabled"):
+        return {"enabled": False}
+    for key in ("max_age", "max_backup", "max_size"):
+        value = audit.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ObjectError(f"{AUDIT_KEY}:{key} is {value!r}, expected a whole number >= 0")
+    for key in ("dir", "log_dir"):
+        if not str(audit.get(key) or "").startswith("/"):
+            raise ObjectError(f"{AUDIT_KEY}:{key} is {audit.get(key)!r}, expected an "
+                              "absolute path")
+    policy = audit_policy(audit)
+    policy_path = f"{audit['dir']}/{audit['policy_file']}"
+    log_path = f"{audit['log_dir']}/{audit['log_file']}"
+    return {
+        "enabled": True, "policy": policy, "dir": audit["dir"], "log_dir": audit["log_dir"],
+        "policy_path": policy_path, "log_path": log_path,
+        "flags": {"audit-policy-file": policy_path, "audit-log-path": log_path,
+                  "audit-log-maxage": str(audit["max_age"]),
+                  "audit-log-maxbackup": str(audit["max_backup"]),
+                  "audit-log-maxsize": str(audit["max_size"])},
+        # in the apiserver pod's annotations: it reads the policy only when it starts, so a
+        # changed policy changes the manifest and the kubelet restarts the pod
+        "sha256": sha256(to_json(policy)),
+    }
 
 
 IPV4_LIKE = re.compile(r"^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$")

@@ -470,3 +470,58 @@ def test_signing_policies_are_restricted(model):
     assert policies["kubernetes_apiserver"]["extendedKeyUsage"] == "serverAuth"
     authorities = dep.parameters(ca_minion)["salt"]["minion"]["ca"]["authority"]
     assert {"kubernetes", "front-proxy", "etcd"} <= set(authorities)
+
+
+def test_apiserver_audit_log(model, rendered):
+    """The audit Policy from the model (kubernetes:master:audit) in its own directory,
+    the apiserver's flags, both directories mounted (the policy read-only), the policy's
+    hash in the pod's annotations (it is read only when the apiserver starts)."""
+    builder = saltmodules.load("_modules/stacksalt_objects.py")
+    for node in model["masters"]:
+        states = rendered[node]
+        policy_state = args(states, "kubernetes-master-audit-policy-file-managed")
+        assert policy_state["name"] == "/etc/kubernetes/audit/policy.yaml"
+        assert (policy_state["mode"], policy_state["user"]) == ("0600", "root")
+        for sid, path in (("kubernetes-master-audit-policy-directory-managed",
+                           "/etc/kubernetes/audit"),
+                          ("kubernetes-master-audit-log-directory-managed",
+                           "/var/log/kubernetes/audit")):
+            a = args(states, sid)
+            assert (a["name"], a["mode"], a["user"]) == (path, "0700", "root"), sid
+        policy = policy_state["dataset"]
+        assert (policy["apiVersion"], policy["kind"]) == ("audit.k8s.io/v1", "Policy")
+        assert policy["omitStages"] == ["RequestReceived"]
+        # valid: every rule a known level; no body of what holds credentials is logged
+        assert builder.audit_policy(policy) == policy
+        levels = {r["level"] for r in policy["rules"]}
+        assert levels <= {"None", "Metadata", "Request"}, "RequestResponse: at most Request"
+        for group, resource in builder.AUDIT_SENSITIVE:
+            first = next(r for r in policy["rules"]
+                         if builder.audit_rule_match(r, group, resource) == "all")
+            assert first["level"] == "Metadata", resource
+        # noisy read-only system users are not logged
+        quiet = [r for r in policy["rules"] if r["level"] == "None"]
+        assert {"system:kube-proxy", "system:apiserver"} <= {u for r in quiet
+                                                             for u in r.get("users", [])}
+        assert policy["rules"][-1] == {"level": "Request"}
+
+        pod = args(states, "kubernetes-master-kube-apiserver-manifest-managed")
+        assert {"file": "kubernetes-master-audit-policy-file-managed"} in pod["require"]
+        assert {"file": "kubernetes-master-audit-log-directory-managed"} in pod["require"]
+        spec = pod["dataset"]["spec"]
+        f = flags(spec["containers"][0]["command"])
+        assert f["audit-policy-file"] == "/etc/kubernetes/audit/policy.yaml"
+        assert f["audit-log-path"] == "/var/log/kubernetes/audit/audit.log"
+        assert (f["audit-log-maxage"], f["audit-log-maxbackup"], f["audit-log-maxsize"]) == (
+            "30", "10", "100")
+        mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v["hostPath"] for v in spec["volumes"]}
+        assert mounts["audit-policy"] == {"name": "audit-policy",
+                                          "mountPath": "/etc/kubernetes/audit", "readOnly": True}
+        assert volumes["audit-policy"] == {"path": "/etc/kubernetes/audit", "type": "Directory"}
+        assert mounts["audit-log"]["mountPath"] == "/var/log/kubernetes/audit"
+        assert mounts["audit-log"]["readOnly"] is False
+        assert volumes["audit-log"]["path"] == "/var/log/kubernetes/audit"
+        notes = pod["dataset"]["metadata"]["annotations"]
+        assert notes["stacksalt.io/audit-policy-hash"] == builder.sha256(
+            builder.to_json(policy))

@@ -13,6 +13,7 @@ include:
   - kubernetes.master.pki
   - kubernetes.master.kubeconfig
   - kubernetes.master.encryption
+  - kubernetes.master.audit
 {%- if etcd_member %}
   - etcd.server.service
 {%- endif %}
@@ -36,6 +37,10 @@ kubernetes-master-{{ name }}-manifest-managed:
       - file: kubernetes-master-service-account-public-key-managed
 {%- if master.encryption.enabled %}
       - file: kubernetes-master-secrets-encryption-config-managed
+{%- endif %}
+{%- if k8s.audit.enabled %}
+      - file: kubernetes-master-audit-policy-file-managed
+      - file: kubernetes-master-audit-log-directory-managed
 {%- endif %}
 {%- if etcd_member %}
       - cmd: etcd-server-cluster-healthy-with-quorum
