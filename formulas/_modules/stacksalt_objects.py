@@ -117,9 +117,28 @@ def kubernetes_settings(pillar: dict, defaults: dict) -> dict:
         "fqdn": f"{common['hostname']}.{get(pillar, 'linux:system:domain', '')}",
         "is_master": master["enabled"],
     }
+    k8s["kubelet_swap"] = kubelet_swap(common["swap"])
     if master["enabled"]:
         k8s["audit"] = audit_settings(master["audit"])
     return {"common": common, "master": master, "pool": pool, "k8s": k8s}
+
+
+SWAP_BEHAVIORS = ("NoSwap", "LimitedSwap")
+
+
+def kubelet_swap(swap: dict) -> dict:
+    """The KubeletConfiguration fields that follow kubernetes:common:swap: failSwapOn
+    where swap is turned off (the kubelet refuses to start on a node that has some), else
+    the kubelet tolerates it and memorySwap says what pods get."""
+    if not isinstance(swap.get("disabled"), bool):
+        raise ObjectError(f"kubernetes:common:swap:disabled is {swap.get('disabled')!r}, "
+                          "expected true or false")
+    if swap["disabled"]:
+        return {"failSwapOn": True}
+    if swap.get("behavior") not in SWAP_BEHAVIORS:
+        raise ObjectError(f"kubernetes:common:swap:behavior is {swap.get('behavior')!r}, "
+                          f"expected one of {', '.join(SWAP_BEHAVIORS)}")
+    return {"failSwapOn": False, "memorySwap": {"swapBehavior": swap["behavior"]}}
 
 
 # =========================================================================== audit
