@@ -3,6 +3,8 @@
 Pillar in, objects out. Every object a Kubernetes master writes for the cluster's API (and
 for Calico's datastore) comes from here:
 
+- admin.conf's ClusterRoleBinding (``kubeadm:cluster-admins`` -> cluster-admin), as
+  kubeadm >= 1.29 creates it;
 - Calico (``calico:node`` on a Kubernetes master): the IPPool, the BGPConfiguration, the
   BGPPeers (calicoctl), the RBAC of calico-node, the CNI plugin and calico-kube-controllers,
   the calico-node DaemonSet and the calico-kube-controllers Deployment (kubectl), and the
@@ -15,7 +17,8 @@ for Calico's datastore) comes from here:
 object, whether it holds secret values) and the plan: one ordered list of steps, each
 naming its tool (kubectl or calicoctl), its action (apply or patch), the object, its
 file, what it waits for, and its timeout. The order is the plan's, not an accident of
-class order: Calico's resources and networking, then CoreDNS, then OpenStack.
+class order: the ClusterRoleBinding of admin.conf's group (with super-admin.conf, the one
+step that uses it), Calico's resources and networking, then CoreDNS, then OpenStack.
 
 ``defaults`` are the formulas' own defaults.yaml files (``DEFAULTS``), read by the caller:
 the Salt wrapper below reads them from the file server, the stacksalt package from the
@@ -223,7 +226,125 @@ def kubernetes_settings(pillar: dict, defaults: dict) -> dict:
         check_node_placement(pool["labels"], pool["taints"], "kubernetes:pool")
     # the kubelet's --node-labels (empty: no flag)
     k8s["node_labels"] = ",".join(f"{k}={v}" for k, v in sorted(pool["labels"].items()))
+    k8s["kubelet_swap"] = kubelet_swap(common["swap"])
+    if master["enabled"]:
+        k8s["audit"] = audit_settings(master["audit"])
     return {"common": common, "master": master, "pool": pool, "k8s": k8s}
+
+
+SWAP_BEHAVIORS = ("NoSwap", "LimitedSwap")
+
+
+def kubelet_swap(swap: dict) -> dict:
+    """The KubeletConfiguration fields that follow kubernetes:common:swap: failSwapOn
+    where swap is turned off (the kubelet refuses to start on a node that has some), else
+    the kubelet tolerates it and memorySwap says what pods get."""
+    if not isinstance(swap.get("disabled"), bool):
+        raise ObjectError(f"kubernetes:common:swap:disabled is {swap.get('disabled')!r}, "
+                          "expected true or false")
+    if swap["disabled"]:
+        return {"failSwapOn": True}
+    if swap.get("behavior") not in SWAP_BEHAVIORS:
+        raise ObjectError(f"kubernetes:common:swap:behavior is {swap.get('behavior')!r}, "
+                          f"expected one of {', '.join(SWAP_BEHAVIORS)}")
+    return {"failSwapOn": False, "memorySwap": {"swapBehavior": swap["behavior"]}}
+
+
+# =========================================================================== audit
+
+AUDIT_KEY = "kubernetes:master:audit"
+AUDIT_LEVELS = ("None", "Metadata", "Request", "RequestResponse")
+# (group, resource) whose bodies hold credentials or secret values: Metadata at most
+AUDIT_SENSITIVE = (("", "secrets"), ("", "configmaps"), ("", "serviceaccounts/token"),
+                   ("authentication.k8s.io", "tokenreviews"))
+# what narrows a rule to some requests: a rule without them matches every request it names
+AUDIT_NARROWING = ("users", "userGroups", "verbs", "namespaces")
+
+
+def _names_resource(entry: dict, resource: str) -> bool:
+    """Whether a rule's resources entry (its group already matched) covers resource."""
+    names = entry.get("resources") or []
+    if not names or "*" in names or resource in names:
+        return True
+    parent, _, sub = resource.partition("/")
+    return bool(sub) and (f"{parent}/*" in names or f"*/{sub}" in names)
+
+
+def audit_rule_match(rule: dict, group: str, resource: str) -> str:
+    """How an audit rule matches requests on group/resource: "all" (every such request
+    reaches it and stops there), "some" (those of some users, verbs, namespaces or names),
+    or "" (none)."""
+    if "resources" not in rule:
+        if rule.get("nonResourceURLs"):
+            return ""
+        entries = [{}]
+    else:
+        entries = [e for e in rule["resources"] or []
+                   if str(e.get("group", "")) in (group, "*") and _names_resource(e, resource)]
+    if not entries:
+        return ""
+    narrowed = any(rule.get(k) for k in AUDIT_NARROWING) or \
+        all(e.get("resourceNames") for e in entries)
+    return "some" if narrowed else "all"
+
+
+def audit_policy(audit: dict) -> dict:
+    """The audit.k8s.io/v1 Policy of kubernetes:master:audit:rules, checked: every rule a
+    mapping with a known level, and no request on what holds credentials reaching a rule
+    that logs its body (Request, RequestResponse) before one that logs Metadata at most."""
+    rules = audit.get("rules")
+    if not isinstance(rules, list) or not rules:
+        raise ObjectError(f"{AUDIT_KEY}:rules must be a non-empty list of audit rules")
+    for i, rule in enumerate(rules):
+        where = f"{AUDIT_KEY}:rules:{i}"
+        if not isinstance(rule, dict):
+            raise ObjectError(f"{where} is {type(rule).__name__}, expected a mapping")
+        if rule.get("level") not in AUDIT_LEVELS:
+            raise ObjectError(f"{where}:level is {rule.get('level')!r}, expected one of "
+                              f"{', '.join(AUDIT_LEVELS)}")
+    for group, resource in AUDIT_SENSITIVE:
+        for i, rule in enumerate(rules):
+            match = audit_rule_match(rule, group, resource)
+            if not match:
+                continue
+            if rule["level"] in ("Request", "RequestResponse"):
+                raise ObjectError(
+                    f"{AUDIT_KEY}:rules:{i}: level {rule['level']} would log the bodies of "
+                    f"{resource} ({group or 'core'} group): put a rule at Metadata for them "
+                    "before it")
+            if match == "all":
+                break
+    return {"apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+            "omitStages": ["RequestReceived"], "rules": copy.deepcopy(rules)}
+
+
+def audit_settings(audit: dict) -> dict:
+    """{enabled, policy, policy_path, log_path, flags, sha256} of the apiserver's audit
+    log, or {enabled: False}."""
+    if not audit.get("enabled"):
+        return {"enabled": False}
+    for key in ("max_age", "max_backup", "max_size"):
+        value = audit.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ObjectError(f"{AUDIT_KEY}:{key} is {value!r}, expected a whole number >= 0")
+    for key in ("dir", "log_dir"):
+        if not str(audit.get(key) or "").startswith("/"):
+            raise ObjectError(f"{AUDIT_KEY}:{key} is {audit.get(key)!r}, expected an "
+                              "absolute path")
+    policy = audit_policy(audit)
+    policy_path = f"{audit['dir']}/{audit['policy_file']}"
+    log_path = f"{audit['log_dir']}/{audit['log_file']}"
+    return {
+        "enabled": True, "policy": policy, "dir": audit["dir"], "log_dir": audit["log_dir"],
+        "policy_path": policy_path, "log_path": log_path,
+        "flags": {"audit-policy-file": policy_path, "audit-log-path": log_path,
+                  "audit-log-maxage": str(audit["max_age"]),
+                  "audit-log-maxbackup": str(audit["max_backup"]),
+                  "audit-log-maxsize": str(audit["max_size"])},
+        # in the apiserver pod's annotations: it reads the policy only when it starts, so a
+        # changed policy changes the manifest and the kubelet restarts the pod
+        "sha256": sha256(to_json(policy)),
+    }
 
 
 IPV4_LIKE = re.compile(r"^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$")
@@ -403,6 +524,8 @@ def objects_settings(k: dict) -> dict:
     common = k["common"]
     objects["kubectl"] = objects.get("kubectl") or f"{common['binaries']['bin_dir']}/kubectl"
     objects["kubeconfig"] = objects.get("kubeconfig") or f"{common['config_dir']}/admin.conf"
+    objects["super_admin_kubeconfig"] = (objects.get("super_admin_kubeconfig")
+                                         or f"{common['config_dir']}/super-admin.conf")
     masters = [m["name"] for m in common.get("masters") or []]
     objects["applier"] = objects.get("applier") or (masters[0] if masters else
                                                      common["hostname"])
@@ -423,9 +546,11 @@ class Builder:
             action: str = "apply", wait: str = "none", timeout: int | None = None,
             role: str = "", secret: bool = False, namespace: str | None = None,
             unless_exists: str | None = None, await_exists: bool = False,
-            later: bool = False) -> dict:
+            later: bool = False, credentials: str | None = None) -> dict:
         """The object's file, and its step: appended to the plan now, or (``later``)
-        returned for the caller to place with ``self.steps.append``."""
+        returned for the caller to place with ``self.steps.append``. ``credentials``
+        "super-admin": kubectl uses the plan's super_admin_kubeconfig for this step (the
+        apply state allows it for a ClusterRoleBinding only)."""
         self.files.append({"file": path, "object": obj, "secret": secret,
                            "mode": "0600" if secret else "0644"})
         meta = obj.get("metadata") or {}
@@ -439,6 +564,8 @@ class Builder:
             s["unless_exists"] = unless_exists
         if await_exists:
             s["await"] = "exists"
+        if credentials:
+            s["credentials"] = credentials
         if not later:
             self.steps.append(s)
         return s
@@ -484,6 +611,9 @@ def build(pillar: dict, defaults: dict) -> dict:
     components = []
     tools = {"kubectl": {"binary": objects["kubectl"], "kubeconfig": objects["kubeconfig"]}}
     if k["master"]["enabled"]:
+        add_cluster_admins(b, k)
+        tools["kubectl"]["super_admin_kubeconfig"] = objects["super_admin_kubeconfig"]
+        components.append("kubernetes")
         calico = calico_settings(pillar, defaults)
         if calico["node"]["enabled"]:
             add_calico(b, calico, objects)
@@ -503,6 +633,47 @@ def build(pillar: dict, defaults: dict) -> dict:
             "plan": b.plan(objects, tools) if b.steps else {},
             "apply": bool(objects["apply"]), "applier": objects["applier"],
             "components": components}
+
+
+# =========================================================================== admin.conf
+
+# system:masters passes every authorization check, RBAC cannot revoke it: kubeadm (>= 1.29)
+# gives it to super-admin.conf only (break-glass), admin.conf a group bound by RBAC.
+SUPERUSER_GROUP = "system:masters"
+RBAC_API = "rbac.authorization.k8s.io"
+
+
+def cluster_admins_binding(k: dict) -> dict:
+    """The ClusterRoleBinding of admin.conf's group to cluster-admin, named after the
+    group as kubeadm names it (kubeadm:cluster-admins)."""
+    group = k["master"]["admin"]["O"]
+    if not group or group == SUPERUSER_GROUP:
+        raise ObjectError(
+            f"kubernetes:master:admin:O is {group!r}: admin.conf needs a group RBAC binds "
+            f"(kubeadm:cluster-admins); {SUPERUSER_GROUP} is super-admin.conf's "
+            "(kubernetes:master:super_admin:O), break-glass only")
+    if k["master"]["super_admin"]["O"] != SUPERUSER_GROUP:
+        raise ObjectError(
+            f"kubernetes:master:super_admin:O is {k['master']['super_admin']['O']!r}: "
+            f"super-admin.conf creates admin.conf's binding, it must be {SUPERUSER_GROUP}")
+    return {
+        "apiVersion": f"{RBAC_API}/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": group},
+        "roleRef": {"apiGroup": RBAC_API, "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": RBAC_API, "kind": "Group", "name": group}],
+    }
+
+
+def add_cluster_admins(b: Builder, k: dict) -> None:
+    """The plan's first step: admin.conf's group gets cluster-admin, applied with
+    super-admin.conf (admin.conf can do nothing before it exists; kubeadm's
+    EnsureAdminClusterRoleBinding falls back to super-admin.conf the same way). Every
+    later step, and the /readyz poll before the first (system:public-info-viewer allows
+    it to anyone authenticated), uses admin.conf."""
+    obj = cluster_admins_binding(k)
+    b.add("kubernetes", "kubernetes/" + file_name(obj["kind"], obj["metadata"]["name"]), obj,
+          credentials="super-admin")
 
 
 # =========================================================================== Calico

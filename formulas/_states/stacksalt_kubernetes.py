@@ -3,8 +3,13 @@
 State `stacksalt_kubernetes.applied` reads the one apply plan that kubernetes.master.objects
 writes (``<objects dir>/apply-plan.yaml``, built by the stacksalt_objects module: ordered
 steps ``{name, tool, action, kind, object, namespace, file, wait}``, optional
-``timeout``, ``await``, ``unless_exists``; ``tools`` names the binaries) and, step by
-step:
+``timeout``, ``await``, ``unless_exists``, ``credentials``; ``tools`` names the binaries
+and kubeconfigs) and, step by step:
+
+- runs kubectl with admin.conf (``tools.kubectl.kubeconfig``), except for a step with
+  ``credentials: super-admin``: super-admin.conf (``tools.kubectl.super_admin_kubeconfig``,
+  system:masters), allowed for a ClusterRoleBinding only: the binding that gives
+  admin.conf's group its rights, which admin.conf cannot create itself;
 
 - applies the object's file only if its sha256 differs from the one recorded after the
   step's last successful apply (``state_file``, JSON, mode 0600), so a render that changes
@@ -58,6 +63,7 @@ __virtualname__ = "stacksalt_kubernetes"
 WAITS = ("rollout", "complete", "none")
 TOOLS = ("kubectl", "calicoctl")
 ACTIONS = ("apply", "patch")
+SUPER_ADMIN = "super-admin"
 STEP_KEYS = ("name", "tool", "action", "kind", "object", "file", "wait")
 REDACTED = "<redacted>"
 # What kubectl prints when its own --timeout runs out.
@@ -122,6 +128,18 @@ def load_plan(path: str) -> tuple[list[dict], dict]:
             raise PlanError(f"{where} ({name}): await: exists is for calicoctl steps")
         if step["tool"] not in settings["tools"]:
             raise PlanError(f"{where} ({name}): the plan's tools do not name {step['tool']}")
+        if step.get("credentials") not in (None, SUPER_ADMIN):
+            raise PlanError(f"{where} ({name}): credentials is {step['credentials']!r}, "
+                            f"expected {SUPER_ADMIN} (or none: admin.conf)")
+        if step.get("credentials"):
+            if (step["tool"], step["action"], step["kind"]) != (
+                    "kubectl", "apply", "ClusterRoleBinding"):
+                raise PlanError(f"{where} ({name}): credentials: {SUPER_ADMIN} is for the "
+                                "ClusterRoleBinding of admin.conf's group only, not "
+                                f"{step['tool']} {step['action']} {step['kind']}")
+            if not settings["tools"]["kubectl"].get("super_admin_kubeconfig"):
+                raise PlanError(f"{where} ({name}): credentials: {SUPER_ADMIN} but the plan's "
+                                "tools:kubectl names no super_admin_kubeconfig")
         if name in seen:
             raise PlanError(f"{where}: step name {name!r} appears twice")
         seen.add(name)
@@ -174,6 +192,10 @@ def missing_tools(steps: list[dict], tools: dict) -> list[str]:
         if not os.path.isfile(str(kubectl.get("kubeconfig"))):
             out.append(f"{kubectl.get('kubeconfig')} does not exist: apply kubernetes.master "
                        "(kubeconfigs) first")
+        if any(s.get("credentials") == SUPER_ADMIN for s in steps) and \
+                not os.path.isfile(str(kubectl.get("super_admin_kubeconfig"))):
+            out.append(f"{kubectl.get('super_admin_kubeconfig')} does not exist: apply "
+                       "kubernetes.master (kubeconfigs) first")
     if "calicoctl" in used:
         if not os.access(str(calicoctl.get("binary")), os.X_OK):
             out.append(f"{calicoctl.get('binary')} is not an executable: install calicoctl "
@@ -220,10 +242,13 @@ def write_record(path: str, record: dict[str, str]) -> None:
 
 
 def kubectl_base(tools: dict, step: dict) -> list[str]:
-    """kubectl with the admin kubeconfig, in the step's namespace (none for cluster-scoped
-    objects: kubectl refuses a --namespace that differs from the object's own)."""
+    """kubectl with the admin kubeconfig (the super-admin one for a step that says so), in
+    the step's namespace (none for cluster-scoped objects: kubectl refuses a --namespace
+    that differs from the object's own)."""
     k = tools["kubectl"]
-    base = [k["binary"], f"--kubeconfig={k['kubeconfig']}"]
+    kubeconfig = k["super_admin_kubeconfig"] if step.get("credentials") == SUPER_ADMIN \
+        else k["kubeconfig"]
+    base = [k["binary"], f"--kubeconfig={kubeconfig}"]
     if step.get("namespace"):
         base.append(f"--namespace={step['namespace']}")
     return base
@@ -610,7 +635,8 @@ def applied(name, state_file="/var/lib/stacksalt/kubernetes/applied.json", rollo
     api_timeout
         seconds to wait for the apiserver's /readyz before the first step
     tools
-        overrides of the plan's `tools` ({kubectl: {binary, kubeconfig}, calicoctl:
+        overrides of the plan's `tools` ({kubectl: {binary, kubeconfig,
+        super_admin_kubeconfig}, calicoctl:
         {binary, config}}), merged per tool
     """
     ret = {"name": name, "changes": {}, "result": False, "comment": ""}

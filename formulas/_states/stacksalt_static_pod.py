@@ -64,8 +64,11 @@ def host_files(pod: dict) -> list[str]:
                 if m.get("name") in host and host[m["name"]].get("type") in FILE_TYPES
                 and m.get("readOnly")}
         # (path in the container, path on the host) of the hostPath directories it mounts
+        # read-only: a path in a read-write one is one it writes (the audit log), and a
+        # fingerprint of that would change on every run
         mounts = [(m["mountPath"], host[m["name"]]["path"]) for m in c.get("volumeMounts") or []
-                  if m.get("name") in host and host[m["name"]].get("type") not in FILE_TYPES]
+                  if m.get("name") in host and host[m["name"]].get("type") not in FILE_TYPES
+                  and m.get("readOnly")]
         for arg in list(c.get("command") or []) + list(c.get("args") or []):
             value = str(arg).split("=", 1)[1] if str(arg).startswith("--") and "=" in str(arg) \
                 else str(arg)

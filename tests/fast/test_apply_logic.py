@@ -55,7 +55,7 @@ class Tools:
     which has PyYAML), their answers and call log, a kubeconfig and a calicoctl
     configuration whose etcd certificate files exist."""
 
-    def __init__(self, tmp: Path, monkeypatch, nodes: list[str] = ()):
+    def __init__(self, tmp: Path, monkeypatch, nodes: list[str] = (), rbac: bool = False):
         self.dir = tmp / "recorder"
         self.dir.mkdir()
         bindir = tmp / "bin"
@@ -75,10 +75,17 @@ class Tools:
                      "etcdCertFile": str(pki / "etcd-client.crt"),
                      "etcdKeyFile": str(pki / "etcd-client.key")}}))
         self.pki = pki
+        # rbac: admin.conf and super-admin.conf name their users, so the recorder refuses
+        # admin.conf until the ClusterRoleBinding of its group exists (else no user: no check)
         self.kubeconfig = tmp / "admin.conf"
-        self.kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+        self.super_admin_kubeconfig = tmp / "super-admin.conf"
+        for path, user in ((self.kubeconfig, "kubernetes-admin"),
+                           (self.super_admin_kubeconfig, "kubernetes-super-admin")):
+            users = f"users:\n- name: {user}\n  user: {{}}\n" if rbac else ""
+            path.write_text(f"apiVersion: v1\nkind: Config\n{users}")
         self.tools = {
-            "kubectl": {"binary": str(bindir / "kubectl"), "kubeconfig": str(self.kubeconfig)},
+            "kubectl": {"binary": str(bindir / "kubectl"), "kubeconfig": str(self.kubeconfig),
+                        "super_admin_kubeconfig": str(self.super_admin_kubeconfig)},
             "calicoctl": {"binary": str(bindir / "calicoctl"),
                           "config": str(self.calico_config)},
         }
@@ -597,7 +604,7 @@ def written(built: dict, root: Path, tools: Tools, steps: list | None = None) ->
 def prod_tools(tmp_path, monkeypatch) -> Tools:
     nodes = [n.split(".")[0] for n in Deployment.load("production").node_names
              if not n.startswith("cfg")]
-    return Tools(tmp_path, monkeypatch, nodes=nodes)
+    return Tools(tmp_path, monkeypatch, nodes=nodes, rbac=True)
 
 
 def test_production_plan_applies_in_order_and_a_second_run_applies_nothing(
@@ -610,9 +617,10 @@ def test_production_plan_applies_in_order_and_a_second_run_applies_nothing(
     steps, _ = sk.load_plan(str(plan))
     assert report["changed"] == [s["name"] for s in steps]
     components = [s["component"] for s in steps]
-    # Calico before CoreDNS before OpenStack, each in one block
-    assert components == sorted(components, key=["calico", "coredns", "openstack"].index)
-    assert set(components) == {"calico", "coredns", "openstack"}
+    # admin.conf's binding, then Calico before CoreDNS before OpenStack, each in one block
+    order = ["kubernetes", "calico", "coredns", "openstack"]
+    assert components == sorted(components, key=order.index)
+    assert set(components) == set(order)
     calls = verbs(tools.calls())
     position = {c: i for i, c in reversed(list(enumerate(calls)))}
     assert position["calicoctl apply ippool-default-ipv4-ippool.yaml"] < \
@@ -637,9 +645,16 @@ def test_production_plan_applies_in_order_and_a_second_run_applies_nothing(
     assert again["changed"] == [] and again["failed"] is None and tools.calls() == []
 
 
+def _binding_first(steps: list[dict]) -> list[dict]:
+    """admin.conf's ClusterRoleBinding stays first (tests/fast/test_cluster_admins.py
+    breaks that order on purpose)."""
+    return [s for s in steps if s["component"] == "kubernetes"] + \
+        [s for s in steps if s["component"] != "kubernetes"]
+
+
 def _order(steps: list[dict], first: str) -> list[dict]:
-    return [s for s in steps if s["component"] == first] + \
-        [s for s in steps if s["component"] != first]
+    return _binding_first([s for s in steps if s["component"] == first]
+                          + [s for s in steps if s["component"] != first])
 
 
 @pytest.mark.parametrize("broken, failing, why", [
@@ -651,10 +666,11 @@ def _order(steps: list[dict], first: str) -> list[dict]:
     # OpenStack before CoreDNS and Calico
     (lambda steps: _order(steps, "openstack"), "deployment/mariadb", "no pod network"),
     # the route reflectors' Nodes before calico-node registered them
-    (lambda steps: sorted(steps, key=lambda s: s["action"] != "patch"), "node/mst01",
-     "was not registered"),
+    (lambda steps: _binding_first(sorted(steps, key=lambda s: s["action"] != "patch")),
+     "node/mst01", "was not registered"),
     # calico-node before its ServiceAccount
-    (lambda steps: sorted(steps, key=lambda s: s["name"] != "daemonset/calico-node"),
+    (lambda steps: _binding_first(sorted(steps,
+                                         key=lambda s: s["name"] != "daemonset/calico-node")),
      "daemonset/calico-node", "service account kube-system/calico-node"),
 ])
 def test_the_recorders_refuse_a_broken_order(production, tmp_path, monkeypatch, broken, failing,
@@ -689,7 +705,8 @@ def test_apply_renders_on_the_first_master_only(lab_secrets):
     plan = state_args(rendered[APPLIER], "kubernetes-master-objects-apply-plan-managed")
     assert plan["dataset"]["tools"] == {
         "kubectl": {"binary": "/usr/local/bin/kubectl",
-                    "kubeconfig": "/etc/kubernetes/admin.conf"},
+                    "kubeconfig": "/etc/kubernetes/admin.conf",
+                    "super_admin_kubeconfig": "/etc/kubernetes/super-admin.conf"},
         "calicoctl": {"binary": "/usr/local/bin/calicoctl",
                       "config": "/etc/calico/calicoctl.cfg"}}
     for other in ("mst02.prod.local", "mst03.prod.local"):

@@ -63,7 +63,7 @@ def test_apply_write_rerun_clean_and_restore(tmp_path, values):
     files = sorted(p for p in top.rglob("*") if p.is_file())
     assert len(files) > 60
     assert {p.relative_to(top).parts[0] for p in files} == {
-        "apply-plan.yaml", "calico", "coredns", "openstack"}
+        "apply-plan.yaml", "kubernetes", "calico", "coredns", "openstack"}
     secret_dir = top / "openstack" / "00-secret"
     assert mode(top) == "755" and mode(secret_dir) == "700"
     for path in files:

@@ -175,6 +175,7 @@ def test_kubeconfigs_point_at_the_vip(model, rendered):
         if node in model["masters"]:
             expected.update({
                 "kubernetes-master-admin-kubeconfig-managed": "kubernetes-admin",
+                "kubernetes-master-super-admin-kubeconfig-managed": "kubernetes-super-admin",
                 "kubernetes-master-controller-manager-kubeconfig-managed":
                     "system:kube-controller-manager",
                 "kubernetes-master-scheduler-kubeconfig-managed": "system:kube-scheduler",
@@ -183,13 +184,22 @@ def test_kubeconfigs_point_at_the_vip(model, rendered):
             a = args(states, sid)
             assert a["context"]["server"] == server, f"{node}: {sid}"
             assert a["context"]["user"] == user, f"{node}: {sid}"
-            assert a["mode"] == "0600"
+            assert (a["mode"], a["user"], a["group"]) == ("0600", "root", "root"), sid
             # rendered when the state runs, after its client certificate
             cert_ids = [r["x509"] for r in a["require"] if "x509" in r]
             assert cert_ids, f"{node}: {sid} does not wait for its certificate"
             cert = args(states, cert_ids[0])
             assert cert["CN"] == user
             assert a["context"]["cert_file"] == cert["name"]
+        if node in model["masters"]:
+            names = {s: args(states, s)["name"] for s in expected}
+            assert names["kubernetes-master-admin-kubeconfig-managed"] == \
+                "/etc/kubernetes/admin.conf"
+            assert names["kubernetes-master-super-admin-kubeconfig-managed"] == \
+                "/etc/kubernetes/super-admin.conf"
+            # root's kubectl is admin.conf (revocable), never the break-glass one
+            link = args(states, "kubernetes-master-root-kubeconfig-symlinked")
+            assert link["target"] == "/etc/kubernetes/admin.conf"
 
 
 def test_client_certificates_subjects_and_policies(model, rendered):
@@ -205,8 +215,18 @@ def test_client_certificates_subjects_and_policies(model, rendered):
                 assert a["mode"] == "0600", f"{node}: {sid}"
         if node not in model["masters"]:
             continue
+        # kubeadm >= 1.29: admin.conf's group is bound by RBAC (revocable), super-admin.conf
+        # is system:masters (break-glass); each under a policy of its own that pins it
         admin = args(states, "kubernetes-master-admin-client-certificate-managed")
-        assert (admin["CN"], admin["O"]) == ("kubernetes-admin", "system:masters")
+        assert (admin["CN"], admin["O"]) == ("kubernetes-admin", "kubeadm:cluster-admins")
+        assert admin["signing_policy"] == "kubernetes_admin_client"
+        sup = args(states, "kubernetes-master-super-admin-client-certificate-managed")
+        assert (sup["CN"], sup["O"]) == ("kubernetes-super-admin", "system:masters")
+        assert sup["signing_policy"] == "kubernetes_super_admin_client"
+        for sid in ("kubernetes-master-controller-manager-client-certificate-managed",
+                    "kubernetes-master-scheduler-client-certificate-managed"):
+            assert "O" not in args(states, sid), sid
+            assert args(states, sid)["signing_policy"] == "kubernetes_master_client", sid
         kc = args(states, "kubernetes-master-apiserver-kubelet-client-certificate-managed")
         assert kc["O"] == "system:masters"
         etcd = args(states, "kubernetes-master-apiserver-etcd-client-certificate-managed")
@@ -414,7 +434,8 @@ def test_signing_policies_are_restricted(model):
     policies = dep.parameters(ca_minion)["x509_signing_policies"]
     masters = set(model["masters"])
     for name in ("kubernetes_apiserver", "kubernetes_master_client",
-                 "kubernetes_front_proxy_client"):
+                 "kubernetes_front_proxy_client", "kubernetes_admin_client",
+                 "kubernetes_super_admin_client"):
         allowed = {n for n in dep.node_names if fnmatch.fnmatch(n, policies[name]["minions"])}
         assert allowed == masters, name
     allowed = {n for n in dep.node_names
@@ -436,6 +457,74 @@ def test_signing_policies_are_restricted(model):
     assert policies["kubernetes_proxy_client"]["subject"] == "CN=system:kube-proxy"
     assert policies["kubernetes_front_proxy_client"]["subject"] == "CN=front-proxy-client"
     assert policies["kubernetes_master_client"]["extendedKeyUsage"] == "clientAuth"
+    # the people's identities: subject pinned, so no other certificate gets system:masters
+    # through them nor admin.conf's group another name
+    assert (policies["kubernetes_admin_client"]["CN"],
+            policies["kubernetes_admin_client"]["O"]) == ("kubernetes-admin",
+                                                          "kubeadm:cluster-admins")
+    assert (policies["kubernetes_super_admin_client"]["CN"],
+            policies["kubernetes_super_admin_client"]["O"]) == ("kubernetes-super-admin",
+                                                                "system:masters")
+    for name in ("kubernetes_admin_client", "kubernetes_super_admin_client"):
+        assert policies[name]["extendedKeyUsage"] == "clientAuth", name
+        assert policies[name]["basicConstraints"] == "critical, CA:false", name
     assert policies["kubernetes_apiserver"]["extendedKeyUsage"] == "serverAuth"
     authorities = dep.parameters(ca_minion)["salt"]["minion"]["ca"]["authority"]
     assert {"kubernetes", "front-proxy", "etcd"} <= set(authorities)
+
+
+def test_apiserver_audit_log(model, rendered):
+    """The audit Policy from the model (kubernetes:master:audit) in its own directory,
+    the apiserver's flags, both directories mounted (the policy read-only), the policy's
+    hash in the pod's annotations (it is read only when the apiserver starts)."""
+    builder = saltmodules.load("_modules/stacksalt_objects.py")
+    for node in model["masters"]:
+        states = rendered[node]
+        policy_state = args(states, "kubernetes-master-audit-policy-file-managed")
+        assert policy_state["name"] == "/etc/kubernetes/audit/policy.yaml"
+        assert (policy_state["mode"], policy_state["user"]) == ("0600", "root")
+        for sid, path in (("kubernetes-master-audit-policy-directory-managed",
+                           "/etc/kubernetes/audit"),
+                          ("kubernetes-master-audit-log-directory-managed",
+                           "/var/log/kubernetes/audit")):
+            a = args(states, sid)
+            assert (a["name"], a["mode"], a["user"]) == (path, "0700", "root"), sid
+        policy = policy_state["dataset"]
+        assert (policy["apiVersion"], policy["kind"]) == ("audit.k8s.io/v1", "Policy")
+        assert policy["omitStages"] == ["RequestReceived"]
+        # valid: every rule a known level; no body of what holds credentials is logged
+        assert builder.audit_policy(policy) == policy
+        levels = {r["level"] for r in policy["rules"]}
+        assert levels <= {"None", "Metadata", "Request"}, "RequestResponse: at most Request"
+        for group, resource in builder.AUDIT_SENSITIVE:
+            first = next(r for r in policy["rules"]
+                         if builder.audit_rule_match(r, group, resource) == "all")
+            assert first["level"] == "Metadata", resource
+        # noisy read-only system users are not logged
+        quiet = [r for r in policy["rules"] if r["level"] == "None"]
+        assert {"system:kube-proxy", "system:apiserver"} <= {u for r in quiet
+                                                             for u in r.get("users", [])}
+        assert policy["rules"][-1] == {"level": "Request"}
+
+        pod = args(states, "kubernetes-master-kube-apiserver-manifest-managed")
+        assert {"file": "kubernetes-master-audit-policy-file-managed"} in pod["require"]
+        assert {"file": "kubernetes-master-audit-log-directory-managed"} in pod["require"]
+        spec = pod["dataset"]["spec"]
+        f = flags(spec["containers"][0]["command"])
+        assert f["audit-policy-file"] == "/etc/kubernetes/audit/policy.yaml"
+        assert f["audit-log-path"] == "/var/log/kubernetes/audit/audit.log"
+        assert (f["audit-log-maxage"], f["audit-log-maxbackup"], f["audit-log-maxsize"]) == (
+            "30", "10", "100")
+        mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v["hostPath"] for v in spec["volumes"]}
+        assert mounts["audit-policy"] == {"name": "audit-policy",
+                                          "mountPath": "/etc/kubernetes/audit", "readOnly": True}
+        assert volumes["audit-policy"] == {"path": "/etc/kubernetes/audit", "type": "Directory"}
+        assert mounts["audit-log"]["mountPath"] == "/var/log/kubernetes/audit"
+        assert mounts["audit-log"]["readOnly"] is False
+        assert volumes["audit-log"]["path"] == "/var/log/kubernetes/audit"
+        # the policy restarts the apiserver through the pod's config-hash (it is a file
+        # the pod reads); the log it writes is not fingerprinted
+        files = saltmodules.load("_states/stacksalt_static_pod.py").host_files(pod["dataset"])
+        assert "/etc/kubernetes/audit/policy.yaml" in files
+        assert not [p for p in files if p.startswith("/var/log/kubernetes/audit")], files

@@ -7,9 +7,11 @@ pillar) and two sets are compared:
 
 - the object files it writes: every ``file.serialize`` whose data is a Kubernetes-style
   object (``apiVersion`` and ``kind``) under ``/etc/kubernetes``, and every Calico
-  resource (``projectcalico.org/*``) wherever it is written. Two kinds of file are not
+  resource (``projectcalico.org/*``) wherever it is written. Three kinds of file are not
   objects for an API: the static pods in the kubelet's ``staticPodPath`` (the kubelet
-  runs them from disk) and calicoctl's own client configuration (``CalicoAPIConfig``);
+  runs them from disk), calicoctl's own client configuration (``CalicoAPIConfig``), and
+  the components' configuration files (``COMPONENT_CONFIG`` of stacksalt.validate
+  .kubernetes, e.g. the apiserver's audit ``Policy``: read by the component from disk);
 - the files named by the steps of the apply plans it writes (``apply-plan.yaml``).
 
 Each object file must be in exactly one step, and each step's file must be written: an
@@ -31,6 +33,7 @@ import pytest
 from stacksalt import paths, secrets
 from stacksalt.deployment import Deployment
 from stacksalt.validate import collect
+from stacksalt.validate.kubernetes import COMPONENT_CONFIG
 from tests.conftest import deployments
 
 pytestmark = pytest.mark.fast
@@ -82,6 +85,8 @@ def object_files(states: dict[str, Any], static_pods: str) -> dict[str, str]:
             continue
         calico = str(data["apiVersion"]).startswith("projectcalico.org/")
         if calico and data["kind"] == "CalicoAPIConfig":
+            continue
+        if data["kind"] in COMPONENT_CONFIG.get(str(data["apiVersion"]), ()):
             continue
         if calico or path.startswith("/etc/kubernetes/"):
             out[path] = state_id

@@ -18,6 +18,10 @@ and refuses what the real one could not do at that moment:
 
 kubectl
   - needs its --kubeconfig file, and every -f file, readable;
+  - RBAC of admin.conf (kubeadm >= 1.29): a kubeconfig whose user is ``kubernetes-admin``
+    (group kubeadm:cluster-admins) is Forbidden every call but ``/readyz`` until the
+    ClusterRoleBinding ``kubeadm:cluster-admins`` was applied (by another user:
+    ``kubernetes-super-admin``, system:masters); any other user, or none, is not checked;
   - ``apply -f``: the object's namespace must exist (default, kube-system, kube-public,
     kube-node-lease, or a Namespace applied before) and agree with --namespace;
   - ``rollout status`` / ``wait --for=condition=complete``: the object must exist; its pods
@@ -169,8 +173,20 @@ def pods_cannot_start(cluster, obj, namespace):
     return None
 
 
+ADMIN_USER = "kubernetes-admin"
+ADMINS_BINDING = "kubeadm:cluster-admins"
+
+
+def kubeconfig_user(path):
+    """The user name of the kubeconfig (its first user), or None."""
+    conf = load_file(path) or {}
+    users = conf.get("users") if isinstance(conf, dict) else None
+    return (users[0] or {}).get("name") if users else None
+
+
 def kubectl(argv, answers):
-    readable(flag(argv, "kubeconfig"), "the kubeconfig")
+    kubeconfig = flag(argv, "kubeconfig")
+    readable(kubeconfig, "the kubeconfig")
     namespace = flag(argv, "namespace")
     rest = [a for a in argv if not a.startswith(("--kubeconfig=", "--namespace="))]
     rest = [a for a in rest if not a.startswith("--request-timeout=")]
@@ -179,8 +195,14 @@ def kubectl(argv, answers):
         return readyz(rest, answers)
     if verb == "wait" and "--for=condition=failed" in rest:
         time.sleep(3600)  # a Job that does not fail: killed by the apply
+    user = kubeconfig_user(kubeconfig)
     cluster = Cluster()
     try:
+        if user == ADMIN_USER and not cluster.kube("ClusterRoleBinding", "", ADMINS_BINDING):
+            raise Refused(f"Error from server (Forbidden): User \"{user}\" cannot {verb} "
+                          f"(groups [\"{ADMINS_BINDING}\" \"system:authenticated\"]): RBAC: "
+                          f"clusterrolebinding.rbac.authorization.k8s.io \"{ADMINS_BINDING}\" "
+                          "not found")
         if verb == "apply":
             obj = load_file(rest[rest.index("-f") + 1])
             kind, meta = obj["kind"], obj.get("metadata") or {}

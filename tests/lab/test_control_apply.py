@@ -256,7 +256,11 @@ def test_first_apply_follows_the_plan_and_reports_to_the_master(lab, recorder, l
         if call["tool"] == "calicoctl":
             assert argv[-1] == "--config=/etc/calico/calicoctl.cfg", argv
             continue
-        assert "--kubeconfig=/etc/kubernetes/admin.conf" in argv
+        # super-admin.conf for admin.conf's ClusterRoleBinding only (the plan's first step)
+        binding = "-f" in argv and argv[argv.index("-f") + 1].endswith(
+            "/clusterrolebinding-kubeadm-cluster-admins.yaml")
+        conf = "super-admin.conf" if binding else "admin.conf"
+        assert f"--kubeconfig=/etc/kubernetes/{conf}" in argv, argv
         if "-f" in argv:
             step = kinds[argv[argv.index("-f") + 1][len(TOP) + 1:]]
             want = [f"--namespace={step['namespace']}"] if step["namespace"] else []

@@ -147,8 +147,9 @@ def test_private_keys_are_0600(lab, minion):
     keys = host.check_output(
         f"find {PKI} /var/lib/kubelet/pki -name '*.key' -printf '%m %u %p\\n'").splitlines()
     # kubelet (serving, client) and kube-proxy; masters: 5 in pki/ (apiserver, its kubelet,
-    # etcd and front-proxy clients, sa) and 3 kubeconfig clients
-    expected = 3 + (8 if minion in MASTERS else 0)
+    # etcd and front-proxy clients, sa) and 4 kubeconfig clients (admin, super-admin,
+    # controller-manager, scheduler)
+    expected = 3 + (9 if minion in MASTERS else 0)
     assert len(keys) == expected, keys
     for line in keys:
         mode, user, path = line.split()
@@ -165,13 +166,14 @@ def test_kubeconfigs_point_at_the_vip_with_their_own_certificate(lab, minion, cl
     }
     if minion in MASTERS:
         confs.update({
-            "/etc/kubernetes/admin.conf": "CN=kubernetes-admin,O=system:masters",
+            "/etc/kubernetes/admin.conf": "CN=kubernetes-admin,O=kubeadm:cluster-admins",
+            "/etc/kubernetes/super-admin.conf": "CN=kubernetes-super-admin,O=system:masters",
             "/etc/kubernetes/controller-manager.conf": "CN=system:kube-controller-manager",
             "/etc/kubernetes/scheduler.conf": "CN=system:kube-scheduler",
         })
     for path, want in confs.items():
         f = host.file(path)
-        assert f.mode == 0o600, path
+        assert f.mode == 0o600 and f.user == "root", path
         conf = yaml.safe_load(f.content_string)
         cluster = conf["clusters"][0]["cluster"]
         assert cluster["server"] == f"https://{VIP}:6443", path

@@ -2,6 +2,7 @@
 include:
   - kubernetes.master.pki
   - kubernetes.master.encryption
+  - kubernetes.master.audit
   - kubernetes.master.kubeconfig
   - kubernetes.master.manifests
 {%- if master.keepalived.enabled %}

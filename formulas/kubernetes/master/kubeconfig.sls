@@ -1,14 +1,23 @@
-{#- The control plane's kubeconfigs: admin, controller-manager and scheduler, each with its
-    own client certificate embedded, all pointing at the API's virtual IP. #}
+{#- The control plane's kubeconfigs, each with its own client certificate embedded, all
+    pointing at the API's virtual IP: controller-manager and scheduler; admin.conf
+    (kubernetes-admin, group kubeadm:cluster-admins: cluster-admin through the
+    ClusterRoleBinding the apply plan creates first, revocable) and super-admin.conf
+    (kubernetes-super-admin, system:masters: no RBAC can revoke it; break-glass, and the
+    creator of that binding), as kubeadm >= 1.29 makes them. Every file 0600 root. Each
+    person's certificate is signed under a policy that pins its subject. #}
 {%- from "kubernetes/map.jinja" import common, master, k8s with context %}
 {%- from "pki/macros.jinja" import key_and_certificate with context %}
 {%- from "kubernetes/macros.jinja" import kubeconfig with context %}
 {%- set ssl = common.ssl %}
+{%- set mssl = master.ssl %}
 {%- set ca = (common.pki_dir ~ '/ca.crt', 'kubernetes-common-ca-certificate-managed') %}
 {%- set clients = {
-    'admin': {'CN': master.admin.CN, 'O': master.admin.O},
-    'controller-manager': {'CN': 'system:kube-controller-manager', 'O': None},
-    'scheduler': {'CN': 'system:kube-scheduler', 'O': None},
+    'admin': {'CN': master.admin.CN, 'O': master.admin.O, 'policy': mssl.admin_client_policy},
+    'super-admin': {'CN': master.super_admin.CN, 'O': master.super_admin.O,
+                    'policy': mssl.super_admin_client_policy},
+    'controller-manager': {'CN': 'system:kube-controller-manager', 'O': None,
+                           'policy': mssl.master_client_policy},
+    'scheduler': {'CN': 'system:kube-scheduler', 'O': None, 'policy': mssl.master_client_policy},
 } %}
 include:
   - pki.check
@@ -16,7 +25,7 @@ include:
 {%- for name, client in clients | dictsort %}
 {%- set cert = common.pki_dir ~ '/kubeconfig/' ~ name %}
 {{ key_and_certificate('kubernetes-master-' ~ name ~ '-client', cert, ssl,
-    master.ssl.master_client_policy, client.CN, ca=ca, O=client.O,
+    client.policy, client.CN, ca=ca, O=client.O,
     require=[{'file': 'kubernetes-common-kubeconfig-pki-directory-managed'}]) }}
 {{ kubeconfig('kubernetes-master-' ~ name ~ '-kubeconfig-managed',
     common.config_dir ~ '/' ~ name ~ '.conf', common.cluster.name, k8s.server,
@@ -30,6 +39,7 @@ kubernetes-master-root-kube-directory-managed:
     - name: /root/.kube
     - mode: '0700'
 
+{#- root's kubectl: admin.conf, never super-admin.conf (use that one by name, on purpose) #}
 kubernetes-master-root-kubeconfig-symlinked:
   file.symlink:
     - name: /root/.kube/config

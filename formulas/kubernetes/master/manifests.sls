@@ -13,6 +13,7 @@ include:
   - kubernetes.master.pki
   - kubernetes.master.kubeconfig
   - kubernetes.master.encryption
+  - kubernetes.master.audit
 {%- if etcd_member %}
   - etcd.server.service
 {%- endif %}
@@ -34,6 +35,10 @@ include:
 {%- endfor %}
 {%- if master.encryption.enabled %}
 {%- do reads['kube-apiserver'].append(('file', 'kubernetes-master-secrets-encryption-config-managed')) %}
+{%- endif %}
+{%- if k8s.audit.enabled %}
+{%- do reads['kube-apiserver'].extend([('file', 'kubernetes-master-audit-policy-file-managed'),
+                                       ('file', 'kubernetes-master-audit-log-directory-managed')]) %}
 {%- endif %}
 {%- if etcd_member %}
 {%- do reads['kube-apiserver'].append(('cmd', 'etcd-server-cluster-healthy-with-quorum')) %}

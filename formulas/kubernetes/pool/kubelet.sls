@@ -1,7 +1,8 @@
 {#- The kubelet: its KubeletConfiguration, its serving certificate and its client identity
     system:node:<hostname> (O=system:nodes, fixed by the CA's policy) in kubelet.conf via the
     API's virtual IP, and its systemd unit. rotateCertificates is off: Salt renews the
-    certificates. The service runs only where the binaries are installed. #}
+    certificates. Swap is turned off before the service starts (kubernetes.common.swap).
+    The service runs only where the binaries are installed. #}
 {%- from "kubernetes/map.jinja" import common, pool, k8s with context %}
 {%- from "pki/macros.jinja" import key_and_certificate with context %}
 {%- from "kubernetes/macros.jinja" import kubeconfig with context %}
@@ -38,9 +39,12 @@
     'maxPods': kubelet.max_pods,
     'registerWithTaints': pool.taints,
 } %}
+{#- failSwapOn (and memorySwap where swap stays on): kubernetes:common:swap #}
+{%- do config.update(k8s.kubelet_swap) %}
 include:
   - pki.check
   - kubernetes.common
+  - kubernetes.common.swap
 {%- if common.binaries.install %}
   - kubernetes.common.binaries
 {%- endif %}
@@ -108,6 +112,13 @@ kubernetes-pool-kubelet-service-running:
       - file: kubernetes-common-kubelet-binary-managed
       - service: kubernetes-common-containerd-service-running
       - cmd: kubernetes-pool-kubelet-unit-reloaded
+{%- if common.swap.disabled %}
+      {#- the kubelet exits on a node with swap (failSwapOn) #}
+      - cmd: kubernetes-common-swap-turned-off
+      - file: kubernetes-common-swap-fstab-entries-commented
+      - service: kubernetes-common-swap-target-masked
+      - cmd: kubernetes-common-swap-units-masked
+{%- endif %}
     - watch:
       - file: kubernetes-common-kubelet-binary-managed
       - file: kubernetes-pool-kubelet-config-file-managed
