@@ -36,7 +36,7 @@ READS = {
         "apiserver-etcd-client.key", "apiserver-kubelet-client.crt",
         "apiserver-kubelet-client.key", "front-proxy-ca.crt", "front-proxy-client.crt",
         "front-proxy-client.key", "etcd/ca.crt", "sa.pub", "sa.key",
-        "secrets-encryption.yaml")},
+        "secrets-encryption.yaml")} | {"/etc/kubernetes/audit/policy.yaml"},
     "kube-controller-manager": {f"{PKI}/ca.crt", f"{PKI}/front-proxy-ca.crt", f"{PKI}/sa.key",
                                 "/etc/kubernetes/controller-manager.conf"},
     "kube-scheduler": {"/etc/kubernetes/scheduler.conf"},

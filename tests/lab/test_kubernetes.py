@@ -373,3 +373,29 @@ def test_lost_certificate_is_reissued_and_its_kubeconfig_follows(lab):
     assert embedded.strip() == after.strip()
     again = lab.apply(minion)[minion]
     assert again.failed == 0 and not again.changed, again.changed_ids
+
+
+def _config_hashes(host) -> dict[str, str]:
+    out = {}
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        doc = yaml.safe_load(host.file(f"/etc/kubernetes/manifests/{name}.yaml").content_string)
+        out[name] = doc["metadata"]["annotations"]["stacksalt.io/config-hash"]
+    return out
+
+
+def test_renewed_apiserver_certificate_changes_only_the_apiservers_manifest(lab):
+    """A certificate issued again changes the fingerprint of the static pods that read it
+    (so the kubelet restarts them) and of no other; the next apply changes nothing."""
+    minion = "mst02.lab.local"
+    host = lab.host(minion)
+    before = _config_hashes(host)
+    host.run_expect([0], f"rm -f {PKI}/apiserver.crt")
+    r = lab.apply(minion)[minion]
+    assert r.failed == 0, r.failures
+    assert "kubernetes-master-kube-apiserver-manifest-managed" in r.changed_ids, r.changed_ids
+    after = _config_hashes(host)
+    assert after["kube-apiserver"] != before["kube-apiserver"]
+    assert {k: v for k, v in after.items() if k != "kube-apiserver"} == \
+        {k: v for k, v in before.items() if k != "kube-apiserver"}
+    again = lab.apply(minion)[minion]
+    assert again.failed == 0 and not again.changed, again.changed_ids
