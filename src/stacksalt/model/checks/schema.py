@@ -142,6 +142,13 @@ def _messages(error: jsonschema.ValidationError) -> Iterator[tuple[list[str], st
     elif validator in ("anyOf", "oneOf"):
         kinds = " or ".join(_expected(s) for s in error.validator_value)
         yield path, f"{short(value)} is not {kinds}", True
+    elif validator in ("minimum", "maximum"):
+        low, high = error.schema.get("minimum", "-"), error.schema.get("maximum", "")
+        yield path, f"{short(value)} is out of range ({low}..{high})", True
+    elif validator == "pattern":
+        yield path, f"{short(value)} does not match {error.validator_value}", True
+    elif validator == "minItems":
+        yield path, "is empty", True
     elif validator == "enum":
         yield path, f"{short(value)} is not {_expected(error.schema)}", True
     else:
@@ -197,6 +204,6 @@ def pillar_matches_schema(deployment: RenderedDeployment) -> Iterator[ModelError
     formulas = project_dir(deployment, "formulas")
     if formulas is None:
         return  # an inventory without formulas beside it (a corpus case): nothing to check
-    schemas = load_schemas(formulas)
+    schemas = load_schemas(formulas.resolve())
     for name in sorted(deployment.nodes):
         yield from node_errors(deployment, deployment.nodes[name], schemas)
