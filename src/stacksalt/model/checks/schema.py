@@ -34,7 +34,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from stacksalt.model.checks.network import blame
+from stacksalt.model.checks.network import blame, source_key
 from stacksalt.model.checks.openstack import project_dir
 from stacksalt.model.errors import ModelError
 from stacksalt.model.render import RenderedDeployment, RenderedNode
@@ -72,7 +72,8 @@ def load_schemas(formulas: Path) -> dict[str, dict[str, jsonschema.protocols.Val
         try:
             doc = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise SchemaFileError(f"formulas/{where}: invalid YAML: {exc}".replace("\n", " "))
+            raise SchemaFileError(
+                f"formulas/{where}: invalid YAML: {exc}".replace("\n", " ")) from None
         roles = doc.get("roles") if isinstance(doc, dict) else None
         if not isinstance(roles, dict):
             raise SchemaFileError(f"formulas/{where}: roles: must be a mapping of role schemas")
@@ -193,10 +194,13 @@ def node_errors(
                 continue  # disabled: the formula reads nothing of it
             for path, message, follow in role_errors(validator, spec):
                 key = ":".join([formula, str(role), *path])
-                if follow:
+                if follow:  # the value: where it is written, through references
                     yield blame(deployment, node, key, KIND, message)
-                else:
-                    yield deployment.error(node, key, KIND, message)
+                else:  # a key: in the mapping it is (or is not) written in
+                    parent = source_key(deployment, node, ":".join([formula, str(role),
+                                                                    *path[:-1]]))
+                    yield deployment.error(node, f"{parent}:{path[-1]}" if path else parent,
+                                           KIND, message)
 
 
 @semantic_check
