@@ -200,6 +200,22 @@ def test_refused_with_one_line_naming_file_and_key(checkout, case):
 
 
 @pytest.mark.fast
+def test_a_user_named_by_an_integer_is_refused(checkout):
+    """A user whose name (its key) is a 22-digit integer: reclass makes the key a string,
+    which useradd refuses (Debian's NAME_REGEX: a name starts with a letter)."""
+    rel = "classes/cluster/lab/init.yml"
+    data = yaml.safe_load((checkout / rel).read_text())
+    users = data["parameters"]["linux"]["system"]["user"]
+    users[1234567890123456789012] = users.pop("ops")
+    (checkout / rel).write_text(yaml.safe_dump(data, sort_keys=False))
+    errors = schema_errors(checkout, "lab")
+    key = "parameters:linux:system:user:1234567890123456789012"
+    assert [str(e).split(" (nodes:")[0] for e in errors if e.key == key] == [
+        f"{rel}: {key}: name '1234567890123456789012' does not match "
+        "^[a-z_][a-z0-9_-]*[$]?$"]
+
+
+@pytest.mark.fast
 def test_the_model_takes_a_peer_with_a_node_selector(checkout):
     rel = "classes/cluster/production/kubernetes/calico.yml"
     edit(checkout, rel, "parameters:_param:calico_bgp_peers:0:node_selector", "rack == 'rack1'")

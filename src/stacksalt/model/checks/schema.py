@@ -119,7 +119,11 @@ def _messages(error: jsonschema.ValidationError) -> Iterator[tuple[list[str], st
     unknown keys (one per key, each blamed on the file that sets it)."""
     path = [str(p) for p in error.absolute_path]
     validator, value = error.validator, error.instance
-    if validator == "additionalProperties" and isinstance(value, dict):
+    if "propertyNames" in error.schema_path:  # a key of a map of names (value: the key)
+        rule = f"does not match {error.validator_value}" if validator == "pattern" else \
+            "is not a string"
+        yield [*path, str(value)], f"name {short(value)} {rule}", False
+    elif validator == "additionalProperties" and isinstance(value, dict):
         known = error.schema.get("properties", {})
         patterns = error.schema.get("patternProperties", {})
         for key in value:
@@ -132,8 +136,6 @@ def _messages(error: jsonschema.ValidationError) -> Iterator[tuple[list[str], st
     elif validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "?"
         yield [*path, missing], "is required and not set", False
-    elif validator == "propertyNames":
-        yield path, f"key {short(error.instance)} is not a name (a string)", False
     elif validator == "format":
         what = str(error.validator_value).replace("-", " ")
         yield path, f"{short(value)} is not an {what}", True
