@@ -453,6 +453,10 @@ def check_calico(node: dict, hosts: dict) -> None:
         for key in ("name", "peer_ip", "as_number"):
             if peer.get(key) is None:
                 raise ObjectError(f"calico:node:bgp:peers: entry {to_json(peer)} has no {key}")
+        if peer.get("node") and peer.get("node_selector"):
+            raise ObjectError(
+                f"calico:node:bgp:peers: {peer['name']} sets both node and node_selector: a "
+                "peer is for one node (node) or for the nodes a selector picks (node_selector)")
         if peer.get("node") and hosts and peer["node"] not in hosts:
             raise ObjectError(
                 f"calico:node:bgp:peers: {peer['name']} names node {peer['node']}, which is "
@@ -698,6 +702,9 @@ def calico_resources(calico: dict) -> tuple[list[dict], list[dict]]:
         spec = {"peerIP": peer["peer_ip"], "asNumber": int(peer["as_number"])}
         if peer.get("node"):
             spec["node"] = peer["node"]
+        elif peer.get("node_selector"):
+            # the nodes that peer with it, by their labels (one ToR per rack: one entry)
+            spec["nodeSelector"] = peer["node_selector"]
         resources.append({"apiVersion": CALICO_API, "kind": "BGPPeer",
                           "metadata": {"name": peer["name"]}, "spec": spec})
     patches = []

@@ -204,3 +204,43 @@ def regenerate() -> None:
 
 if __name__ == "__main__":
     sys.exit(regenerate())
+
+
+def _peers(pillar: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    builder = objects.builder()
+    settings = builder.calico_settings(pillar, objects.defaults())
+    resources, _ = builder.calico_resources(settings)
+    return {r["metadata"]["name"]: r["spec"] for r in resources if r["kind"] == "BGPPeer"}
+
+
+def test_a_bgp_peer_takes_a_node_selector():
+    """One ToR per rack is one model entry: the peer's node_selector is the BGPPeer's
+    spec.nodeSelector (Calico's BGPPeer reference: node and nodeSelector exclude each
+    other), and the resource passes the Calico schema."""
+    from stacksalt.validate import calico
+
+    pillar = _prod_pillar()
+    pillar["calico"]["node"]["bgp"]["peers"] = [
+        {"name": "rack1-tor", "peer_ip": "10.20.3.252", "as_number": 65001,
+         "node_selector": "rack == 'rack1'"},
+        {"name": "cmp001-border-leaf", "peer_ip": "10.20.3.254", "as_number": 65002,
+         "node": "cmp001"},
+    ]
+    peers = _peers(pillar)
+    assert peers["rack1-tor"] == {"peerIP": "10.20.3.252", "asNumber": 65001,
+                                  "nodeSelector": "rack == 'rack1'"}
+    assert "nodeSelector" not in peers["cmp001-border-leaf"]
+    resource = {"apiVersion": calico.API_VERSION, "kind": "BGPPeer",
+                "metadata": {"name": "rack1-tor"}, "spec": peers["rack1-tor"]}
+    assert calico.validate(resource) == []
+
+
+def test_a_bgp_peer_with_node_and_node_selector_is_refused():
+    pillar = _prod_pillar()
+    pillar["calico"]["node"]["bgp"]["peers"] = [
+        {"name": "tor", "peer_ip": "10.20.3.252", "as_number": 65001, "node": "cmp001",
+         "node_selector": "rack == 'rack1'"}]
+    with pytest.raises(objects.error_type()) as exc:
+        _peers(pillar)
+    assert "calico:node:bgp:peers: tor sets both node and node_selector" in str(exc.value)
+    assert "\n" not in str(exc.value)
