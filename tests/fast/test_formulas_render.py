@@ -75,3 +75,19 @@ def test_missing_secret_is_a_clear_render_error(tmp_path, lab_secrets):
         saltrender.show_sls("mst01.lab.local", "lab", ["linux"], root=root)
     assert "linux:system:user:ops:password_secret" in str(err.value)
     assert "linux_ops_password_hash" in str(err.value)
+
+
+def test_the_ca_minion_loads_new_signing_policies_before_nodes_ask(rendered_lab):
+    """A policy the model adds is refreshed into the CA minion's in-memory pillar (which
+    x509.sign_remote_certificate reads) on the run that compiles it."""
+    states = rendered_lab["cfg01.lab.local"]
+    record = states["salt-minion-ca-signing-policies-recorded"]["file"]
+    dataset = next(d["dataset"] for d in record if isinstance(d, dict) and "dataset" in d)
+    assert "kubernetes_node_client_cmp01" in dataset and "etcd_peer_mst01" in dataset
+    assert {"mode": "0600"} in record
+    loaded = states["salt-minion-ca-signing-policies-loaded"]["module"]
+    assert {"saltutil.refresh_pillar": [{"wait": True}]} in loaded
+    assert {"onchanges": [{"file": "salt-minion-ca-signing-policies-recorded"}]} in loaded
+    for node, other in rendered_lab.items():
+        if not node.startswith("cfg01"):
+            assert "salt-minion-ca-signing-policies-loaded" not in other, node

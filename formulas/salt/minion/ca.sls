@@ -63,3 +63,28 @@ salt-minion-ca-certificates-published-to-mine:
       - x509: {{ id }}
 {%- endfor %}
 {%- endif %}
+{%- set policies = salt['pillar.get']('x509_signing_policies', {}) %}
+{%- if ca_states and policies %}
+
+{#- The signing side reads the policies from the minion's in-memory pillar, which a state
+    run does not refresh: a policy the model adds (a new node, a new certificate) would be
+    "not defined" until the minion restarts. A record of the policies as this run compiled
+    them; when it changes, the in-memory pillar is refreshed before any node asks. #}
+salt-minion-ca-signing-policies-recorded:
+  file.serialize:
+    - name: {{ minion.ca.base_dir }}/signing-policies.json
+    - serializer: json
+    - dataset: {{ policies | json }}
+    - mode: '0600'
+    - require:
+{%- for id in ca_states %}
+      - x509: {{ id }}
+{%- endfor %}
+
+salt-minion-ca-signing-policies-loaded:
+  module.run:
+    - saltutil.refresh_pillar:
+      - wait: true
+    - onchanges:
+      - file: salt-minion-ca-signing-policies-recorded
+{%- endif %}
