@@ -221,12 +221,15 @@ def test_first_apply_follows_the_plan_and_reports_to_the_master(lab, recorder, l
     plan = lab.host(APPLIER).file(PLAN).content_string
     steps = yaml.safe_load(plan)["steps"]
     calls = verbs(recorder.calls())
-    # (a) every object applied once, in the plan's order: Calico, CoreDNS, OpenStack
+    # (a) every object applied once, in the plan's order: admin.conf's binding, Calico,
+    # CoreDNS, OpenStack
     assert [c for c in calls if c[0] in ("apply", "patch")] == acted(steps)
     components = [s["component"] for s in steps]
-    assert components == sorted(components, key=["calico", "coredns", "openstack"].index)
-    assert set(components) == {"calico", "coredns", "openstack"}
-    assert [s["tool"] for s in steps[:2]] == ["calicoctl", "calicoctl"]  # IPPool, BGP
+    order_of = ["kubernetes", "calico", "coredns", "openstack"]
+    assert components == sorted(components, key=order_of.index)
+    assert set(components) == set(order_of)
+    assert steps[0]["kind"] == "ClusterRoleBinding" and components.count("kubernetes") == 1
+    assert [s["tool"] for s in steps[1:3]] == ["calicoctl", "calicoctl"]  # IPPool, BGP
     kinds = {s["file"]: s for s in steps}
     order = [s for s in steps if s["component"] == "openstack"]
     assert [s["kind"] for s in order[:2]] == ["Namespace", "Secret"]
@@ -305,7 +308,8 @@ def test_test_mode_lists_the_plan_and_runs_no_tool(lab, recorder):
     ret, _, _ = apply(lab, test=True)
     assert ret["result"] is None, ret
     assert "would apply" in ret["comment"] and "no tool run" in ret["comment"]
-    assert ret["changes"]["would_apply"][:2] == ["ippool/default-ipv4-ippool",
+    assert ret["changes"]["would_apply"][:3] == ["clusterrolebinding/kubeadm:cluster-admins",
+                                                 "ippool/default-ipv4-ippool",
                                                  "bgpconfiguration/default"]
     assert recorder.calls() == []
 

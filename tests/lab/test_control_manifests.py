@@ -70,7 +70,8 @@ def test_files_are_the_rendered_objects_with_their_modes(lab, expected, minion):
     plan = yaml.safe_load(sh(node, f"cat {TOP}/apply-plan.yaml"))
     files = sorted(f"{TOP}/{s['file']}" for s in plan["steps"])
     assert files == sorted(p for p in expected if not p.endswith("/apply-plan.yaml"))
-    assert {s["component"] for s in plan["steps"]} == {"calico", "coredns", "openstack"}
+    assert {s["component"] for s in plan["steps"]} == {"kubernetes", "calico", "coredns",
+                                                       "openstack"}
     for path, (kind, mode, owner) in modes.items():
         assert owner == "root:root", path
         if kind == "d":
