@@ -19,8 +19,8 @@ upstream file names and pinned by sha256 in a test-only class:
 The test-only class (written at test time: its checksums are those of this run's files)
 is the last class of every node in a copy of the inventory on cfg01; the master is
 pointed at the copy the way an operator moves it (salt.master with the new
-inventory_base_uri), and back afterwards. The nodes keep what the rehearsal installed
-(this module runs last, before the lab goes down)."""
+inventory_base_uri), and back afterwards; the kubelet and the stand-ins are removed again
+(the archives' containerd and etcd stay: the lab model's tests hold for either)."""
 
 from __future__ import annotations
 
@@ -236,6 +236,13 @@ def rehearsal(lab):
     finally:
         point_master_at(lab, f"{base}/reclass")
         cfg.exec_run(["systemctl", "stop", SERVER_UNIT])
+        # what the lab model does not install goes again (the archives' containerd and etcd
+        # stay: the lab's tests hold for either)
+        for minion in kubelet_nodes(lab):
+            lab.container(minion).exec_run(["sh", "-c", (
+                "systemctl disable --now kubelet; rm -rf /usr/local/bin/kubelet "
+                f"/usr/local/bin/kubectl /usr/local/bin/calicoctl {REC_DIR} "
+                f"{KUBELET_LOG.rsplit('/', 1)[0]} {STATE_FILE}")])
 
 
 def test_first_converge_succeeds_on_every_node(rehearsal):
