@@ -10,6 +10,13 @@ def deployments() -> list[str]:
     return sorted(p.name for p in (paths.reclass_dir() / "nodes").iterdir() if p.is_dir())
 
 
+@pytest.fixture(scope="module", params=deployments())
+def deployment(request) -> str:
+    """Each deployment in turn, with throwaway secrets (git-ignored) made for rendering."""
+    secrets.generate(request.param)
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def lab_secrets() -> dict[str, str]:
     """The lab's throwaway key and secrets (made if missing), decrypted."""

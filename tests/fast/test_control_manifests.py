@@ -26,18 +26,11 @@ import yaml
 from stacksalt import objects, paths, secrets
 from stacksalt.deployment import Deployment
 from stacksalt.validate import collect
-from tests.conftest import deployments
 
 pytestmark = pytest.mark.fast
 
 PREFIX = "kubernetes-master-object"
 HANDLERS = ("httpGet", "tcpSocket", "exec")
-
-
-@pytest.fixture(scope="module", params=deployments())
-def deployment(request) -> str:
-    secrets.generate(request.param)
-    return request.param
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ from stacksalt import objects, paths, secrets
 from stacksalt.deployment import Deployment
 from stacksalt.model.checks import placement
 from stacksalt.validate import collect
-from tests.conftest import deployments
 
 pytestmark = pytest.mark.fast
 
@@ -38,12 +37,6 @@ def role_of(node: str) -> str:
 
 def call(states: dict, sid: str) -> dict:
     return next(kw for _, kw in collect.state_calls(states[sid]))
-
-
-@pytest.fixture(scope="module", params=deployments())
-def deployment(request) -> str:
-    secrets.generate(request.param)
-    return request.param
 
 
 @pytest.fixture(scope="module")

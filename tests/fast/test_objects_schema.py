@@ -15,10 +15,8 @@ from collections import Counter
 
 import pytest
 
-from stacksalt import secrets
 from stacksalt.deployment import Deployment
 from stacksalt.validate import collect, kubernetes
-from tests.conftest import deployments
 
 pytestmark = pytest.mark.fast
 
@@ -33,12 +31,6 @@ CLUSTER_OBJECTS = (
     ("IPPool", None, None),
     ("BGPConfiguration", None, "default"),
 )
-
-
-@pytest.fixture(scope="module", params=deployments())
-def deployment(request) -> str:
-    secrets.generate(request.param)  # throwaway secrets (git-ignored) for rendering
-    return request.param
 
 
 @pytest.fixture(scope="module")

@@ -24,10 +24,9 @@ inventory_base_uri), and back afterwards; the kubelet and the stand-ins are remo
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import time
+from functools import cached_property
 
 import pytest
 import yaml
@@ -66,15 +65,10 @@ def sh(container, cmd: str) -> str:
     return out
 
 
-def put(container, files: dict[str, bytes], mode: int = 0o644) -> None:
+def put(container, files: dict[str, bytes]) -> None:
     """Write files (absolute paths) into a container, their folders created."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for path, data in files.items():
-            info = tarfile.TarInfo(path.lstrip("/"))
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
-    assert container.put_archive("/", buf.getvalue())
+    for path, data in files.items():
+        lab_mod._put_file(container, path, data)
 
 
 def point_master_at(lab, inventory: str) -> None:
@@ -145,21 +139,31 @@ class Rehearsal:
     def __init__(self, lab, first: dict[str, summary.NodeResult]):
         self.lab, self.first = lab, first
 
-    def calls(self) -> list[dict]:
-        res = self.lab.container(APPLIER).exec_run(["cat", f"{REC_DIR}/calls.jsonl"])
+    def _jsonl(self, minion: str, path: str) -> list[dict]:
+        res = self.lab.container(minion).exec_run(["cat", path])
         text = res.output.decode(errors="replace") if res.exit_code == 0 else ""
         return [json.loads(line) for line in text.splitlines()]
+
+    def calls(self) -> list[dict]:
+        return self._jsonl(APPLIER, f"{REC_DIR}/calls.jsonl")
 
     def precondition_failures(self) -> list[dict]:
-        res = self.lab.container(APPLIER).exec_run(
-            ["cat", f"{REC_DIR}/precondition_failures.jsonl"])
-        text = res.output.decode(errors="replace") if res.exit_code == 0 else ""
-        return [json.loads(line) for line in text.splitlines()]
+        return self._jsonl(APPLIER, f"{REC_DIR}/precondition_failures.jsonl")
 
     def kubelet_starts(self, minion: str) -> list[dict]:
-        res = self.lab.container(minion).exec_run(["cat", KUBELET_LOG])
-        text = res.output.decode(errors="replace") if res.exit_code == 0 else ""
-        return [json.loads(line) for line in text.splitlines()]
+        return self._jsonl(minion, KUBELET_LOG)
+
+    @cached_property
+    def applied(self) -> dict[str, list[dict]]:
+        """{file: its documents} of every recorded `apply -f` of the first converge."""
+        out = {}
+        for call in self.calls():
+            argv = call["argv"]
+            if "apply" in argv and "-f" in argv:
+                path = argv[argv.index("-f") + 1]
+                text = sh(self.lab.container(APPLIER), f"cat {path}")
+                out[path] = [d for d in yaml.safe_load_all(text) if d]
+        return out
 
 
 def minions(lab) -> list[str]:
@@ -296,29 +300,14 @@ def test_kubectl_and_calicoctl_never_ran_before_what_they_need(rehearsal):
     assert tools == {"kubectl", "calicoctl"}, tools
 
 
-def _applied_files(rehearsal) -> list[str]:
-    files = []
-    for call in rehearsal.calls():
-        argv = call["argv"]
-        if "apply" in argv and "-f" in argv:
-            files.append(argv[argv.index("-f") + 1])
-    return files
-
-
-def _documents(rehearsal, path: str) -> list[dict]:
-    text = sh(rehearsal.lab.container(APPLIER), f"cat {path}")
-    return [d for d in yaml.safe_load_all(text) if d]
-
-
 def test_every_applied_file_is_valid_against_its_schema(rehearsal):
     lab = rehearsal.lab
     version = str(Deployment.load(lab.plan.deployment).parameters(APPLIER)
                   ["kubernetes"]["common"]["version"])
-    files = _applied_files(rehearsal)
-    assert any(f.endswith(".yaml") for f in files), files
+    assert any(f.endswith(".yaml") for f in rehearsal.applied), list(rehearsal.applied)
     problems = []
-    for path in files:
-        for doc in _documents(rehearsal, path):
+    for path, docs in rehearsal.applied.items():
+        for doc in docs:
             # no Secret value in a message: validated with its data redacted
             problems += [f"{path}: {p}" for p in schemas.validate(redacted(doc), version)]
     assert not problems, "\n".join(problems[:40])
@@ -337,8 +326,8 @@ def test_every_workload_selects_nodes_that_exist(rehearsal):
         node_labels["kubernetes.io/os"] = "linux"
         labels[minion] = node_labels
     unschedulable = []
-    for path in _applied_files(rehearsal):
-        for doc in _documents(rehearsal, path):
+    for docs in rehearsal.applied.values():
+        for doc in docs:
             if doc.get("kind") not in ("Deployment", "DaemonSet", "StatefulSet"):
                 continue
             selector = doc["spec"]["template"]["spec"].get("nodeSelector") or {}
