@@ -6,6 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from stacksalt import paths
+from stacksalt.errors import StacksaltError
+
+
+def _init(args: argparse.Namespace) -> int:
+    from stacksalt import init
+
+    return init.main(args.name, args.source, args.directory, args.product)
+
 
 def _model_check(args: argparse.Namespace) -> int:
     from stacksalt.model import check
@@ -73,28 +82,43 @@ def build_parser() -> argparse.ArgumentParser:
         prog="stacksalt",
         description="reclass model, Salt formulas and a Docker lab for OpenStack on Kubernetes",
     )
+    parser.add_argument("-C", dest="directory", type=Path, metavar="DIR",
+                        help="work on the deployment repository at DIR (default: the one "
+                        "holding the current directory)")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", help="make a new deployment repository from an example")
+    p.add_argument("name", metavar="NAME", help="the deployment's name")
+    p.add_argument("directory", nargs="?", type=Path, metavar="DIR",
+                   help="where (default: ./NAME)")
+    p.add_argument("--from", dest="source", default="lab",
+                   help="the example to start from (default: lab)")
+    p.add_argument("--product", metavar="URL",
+                   help="git URL of stacksalt to pin as the submodule (default: this "
+                   "installation's checkout, at its current commit)")
+    p.set_defaults(func=_init, needs_repo=False)
 
     model = sub.add_parser("model", help="work with the reclass model").add_subparsers(
         dest="model_command", required=True
     )
     p = model.add_parser("check", help="render every node and report every error at once")
-    p.add_argument("deployment", nargs="?", help="deployment (folder under reclass/nodes/)")
-    p.add_argument("--inventory", type=Path, help="inventory base (default: ./reclass)")
+    p.add_argument("deployment", nargs="?", help="the repository's deployment")
+    p.add_argument("--inventory", type=Path, help="check this inventory base instead of the "
+                   "deployment repository's reclass/ (no repository needed)")
     p.set_defaults(func=_model_check)
 
     lab = sub.add_parser("lab", help="the local Docker lab").add_subparsers(
         dest="lab_command", required=True
     )
     p = lab.add_parser("up", help="build images, start the nodes, converge with state.apply")
-    p.add_argument("--deployment", default="lab", help=argparse.SUPPRESS)
+    p.add_argument("--deployment", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_lab_up)
     p = lab.add_parser("down", help="remove the containers and network the lab created")
-    p.add_argument("--deployment", default="lab", help=argparse.SUPPRESS)
+    p.add_argument("--deployment", default=None, help=argparse.SUPPRESS)
     p.add_argument("--images", action="store_true", help="also remove the lab's images")
     p.set_defaults(func=_lab_down)
     p = lab.add_parser("status", help="show the lab's nodes")
-    p.add_argument("--deployment", default="lab", help=argparse.SUPPRESS)
+    p.add_argument("--deployment", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_lab_status)
 
     secrets = sub.add_parser("secrets", help="encrypted pillar secrets").add_subparsers(
@@ -103,14 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = secrets.add_parser(
         "generate", help="make a throwaway gpg key and random secrets for a test deployment"
     )
-    p.add_argument("deployment", nargs="?", default="lab")
+    p.add_argument("deployment", nargs="?", help="(default: the repository's)")
     p.set_defaults(func=_secrets_generate)
 
     images = sub.add_parser("images", help="the deployment's container images").add_subparsers(
         dest="images_command", required=True
     )
     p = images.add_parser("build", help="build the images the model defines (and push them)")
-    p.add_argument("deployment", help="deployment (folder under reclass/nodes/)")
+    p.add_argument("deployment", help="the repository's deployment")
     p.add_argument("image", nargs="*", help="images to build (default: every enabled one)")
     p.add_argument("--push", action="store_true",
                    help="push to docker:build:registry once every image is built")
@@ -121,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         "freeze", help="make images/openstack-base/constraints/RELEASE.txt (pip freeze)"
     )
     p.add_argument("release", help="a release of images/openstack-base/releases.yml")
-    p.set_defaults(func=_images_freeze)
+    p.set_defaults(func=_images_freeze, needs_repo=False)
     p = images.add_parser("scan", help="fail if a secret value of the deployment is in an image")
     p.add_argument("deployment")
     p.add_argument("image", nargs="*", help="images to scan (default: every enabled one)")
@@ -130,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="run keystone, glance-api and nova-controller from the built images in "
         "Docker, as their Deployments would, and prove them over HTTP"
     )
-    p.add_argument("deployment", nargs="?", default="lab")
+    p.add_argument("deployment", nargs="?", help="(default: the repository's)")
     p.add_argument("--keep", action="store_true", help="leave the containers running")
     p.add_argument("--no-build", action="store_true", help="use the images as they are")
     p.set_defaults(func=_images_demo)
@@ -143,20 +167,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("from_rev", metavar="FROM_REV", help="git revision before the upgrade")
     p.add_argument("to_rev", metavar="TO_REV", help="git revision after the upgrade")
-    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
-    p.add_argument("--repo", type=Path, help="git repository of the revisions (default: this "
-                   "checkout; the secrets always come from this checkout)")
+    p.add_argument("--deployment", help="deployment (default: the repository's)")
+    p.add_argument("--repo", type=Path, help="git repository of the revisions (default: the "
+                   "deployment repository; the secrets always come from the deployment "
+                   "repository)")
     p.set_defaults(func=_upgrade_plan)
     return parser
 
 
+# The commands' deployment arguments: each defaults to, and must equal, the repository's.
+_DEPLOYMENT_ARGS = ("deployment",)
+
+
+def _activate(args: argparse.Namespace) -> None:
+    """Find the deployment repository (cwd or -C) and make every path refer to it."""
+    from stacksalt.repo import DeploymentRepo
+
+    if not getattr(args, "needs_repo", True):
+        return
+    if getattr(args, "inventory", None) is not None:  # model check --inventory DIR
+        return
+    repo = DeploymentRepo.find(args.directory or Path.cwd())
+    paths.activate(repo.root)
+    for key in _DEPLOYMENT_ARGS:
+        if hasattr(args, key):
+            setattr(args, key, repo.check_deployment(getattr(args, key)))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = paths.active()
     try:
+        _activate(args)
         return int(args.func(args) or 0)
+    except StacksaltError as exc:
+        print(f"stacksalt: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        paths.activate(previous)
 
 
 if __name__ == "__main__":

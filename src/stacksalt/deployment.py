@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stacksalt import engine, paths
+from stacksalt.errors import StacksaltError
 
 
 @dataclass
@@ -17,10 +18,11 @@ class Deployment:
 
     @classmethod
     def load(cls, name: str, inventory: Path | None = None) -> Deployment:
-        inv = Path(inventory or paths.reclass_dir())
+        inv = Path(inventory or paths.reclass_dir(name))
         if not (inv / "nodes" / name).is_dir():
-            known = sorted(p.name for p in (inv / "nodes").iterdir() if p.is_dir())
-            raise SystemExit(
+            known = sorted(p.name for p in (inv / "nodes").iterdir() if p.is_dir()) \
+                if (inv / "nodes").is_dir() else []
+            raise StacksaltError(
                 f"no deployment {name!r}: {inv / 'nodes' / name} does not exist "
                 f"(deployments: {', '.join(known) or 'none'})"
             )

@@ -18,9 +18,10 @@ from typing import Any
 import yaml
 
 from stacksalt import engine, paths, secrets
+from stacksalt.errors import StacksaltError
 
 
-class RenderError(RuntimeError):
+class RenderError(StacksaltError):
     pass
 
 
@@ -37,8 +38,7 @@ def _config(root: Path, workdir: Path, minion_id: str | None, deployment: str,
         "sock_dir": str(run / "sock"),
         "log_file": str(run / "minion.log"),
         "file_roots": {"base": [str(paths.formulas_dir(root))]},
-        **engine.pillar_options(paths.formulas_dir(root), paths.pillar_dir(root),
-                                paths.reclass_dir(root)),
+        **engine.pillar_options(paths.formulas_dir(root), root / "pillar", root / "reclass"),
         "gpg_keydir": str(secrets.keyring_dir(deployment)),
         "pillar_raise_on_missing": False,
         # the custom modules straight from the checkout (a minion gets them synced; a
@@ -60,7 +60,7 @@ def salt_call(minion_id: str, deployment: str, *args: str, root: Path | None = N
               grains: dict[str, Any] | None = None) -> Any:
     """`salt-call --local <args>` for minion_id (with ``grains`` over the detected ones);
     returns the 'local' part of the JSON."""
-    root = root or paths.repo_root()
+    root = root or paths.deployment_root(deployment)
     salt_call_bin = Path(sys.executable).with_name("salt-call")
     with tempfile.TemporaryDirectory(prefix="stacksalt-render-") as tmp:
         cfg = _config(root, Path(tmp), minion_id, deployment, grains)
@@ -89,7 +89,7 @@ def show_sls_many(deployment: str, jobs: dict[str, list[str]], root: Path | None
 
     The minions are split over `workers` processes, each rendering its share in one Salt
     process (stacksalt.render_worker)."""
-    root = root or paths.repo_root()
+    root = root or paths.deployment_root(deployment)
     ids = sorted(jobs)
     shares = [ids[i::workers] for i in range(workers) if ids[i::workers]]
     with tempfile.TemporaryDirectory(prefix="stacksalt-render-") as tmp:

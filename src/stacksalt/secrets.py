@@ -29,11 +29,11 @@ HEADER = "#!yaml|gpg\n"
 
 
 def keyring_dir(deployment: str) -> Path:
-    return paths.state_dir() / deployment / "gpgkeys"
+    return paths.state_dir(deployment) / "gpgkeys"
 
 
 def secrets_file(deployment: str) -> Path:
-    return paths.pillar_dir() / "secrets" / f"{deployment}.sls"
+    return paths.pillar_dir(deployment) / "secrets" / f"{deployment}.sls"
 
 
 def references(dep: Deployment) -> dict[str, list[str]]:

@@ -47,7 +47,7 @@ def test_ops_user_has_the_secret_hash(lab, lab_secrets):
 def test_master_is_wired_to_the_model(lab):
     master = lab.host(lab.plan.master.minion_id)
     conf = master.file("/etc/salt/master.d/stacksalt.conf").content_string
-    assert "inventory_base_uri: /srv/stacksalt/reclass" in conf
+    assert "inventory_base_uri: /srv/stacksalt/deployments/lab/reclass" in conf
     assert "master_tops:" in conf and "ext_pillar:" in conf
     assert master.service("salt-master").is_running
     assert master.service("salt-master").is_enabled

@@ -198,7 +198,7 @@ def rehearsal(lab):
 
     # the file server (a transient unit on cfg01) and the copy of the inventory
     sh(cfg, f"systemctl stop {SERVER_UNIT} 2>/dev/null; rm -rf {ROOT} && mkdir -p {FILES}"
-            f" && cp -a {base}/reclass {INVENTORY}")
+            f" && cp -aL {base}/reclass {INVENTORY}")
     put(cfg, {f"{FILES}/{path}": data for path, (data, _) in served.items()})
     sh(cfg, f"systemd-run --unit={SERVER_UNIT} {INTERPRETER} -m http.server {PORT} "
             f"--bind {lab.plan.master.address} --directory {FILES}")

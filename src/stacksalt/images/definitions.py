@@ -181,7 +181,7 @@ def load(deployment: str, inventory: Path | None = None,
          only: list[str] | None = None) -> Definitions:
     """The deployment's image definitions, after a clean model check (errors about the
     definitions of images outside ``only`` are let through when ``only`` is given)."""
-    inventory = Path(inventory) if inventory is not None else paths.reclass_dir()
+    inventory = Path(inventory) if inventory is not None else paths.reclass_dir(deployment)
     try:
         result = check.run(inventory, deployment)
     except check.DeploymentNotFound as exc:

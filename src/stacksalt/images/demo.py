@@ -48,6 +48,7 @@ from rich.table import Table
 
 from stacksalt import objects, secrets
 from stacksalt.deployment import Deployment
+from stacksalt.errors import StacksaltError
 from stacksalt.images.errors import ImagesError
 
 SERVICES = ["mariadb", "rabbitmq", "memcached", "keystone", "glance-api", "nova-controller",
@@ -55,7 +56,7 @@ SERVICES = ["mariadb", "rabbitmq", "memcached", "keystone", "glance-api", "nova-
 LABEL = "io.stacksalt.demo"
 
 
-class DemoError(RuntimeError):
+class DemoError(StacksaltError):
     pass
 
 

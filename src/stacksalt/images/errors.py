@@ -3,6 +3,8 @@ and says what to do next."""
 
 from __future__ import annotations
 
+from stacksalt.errors import StacksaltError
 
-class ImagesError(RuntimeError):
+
+class ImagesError(StacksaltError):
     """An image cannot be defined, built or pushed."""

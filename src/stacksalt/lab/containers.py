@@ -13,6 +13,7 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 from docker.types import IPAMConfig, IPAMPool, Mount
 
+from stacksalt.errors import StacksaltError
 from stacksalt.lab.images import LAB_LABEL
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ SYSTEMD_TIMEOUT = 90.0
 NODE_CAPS = ["SYS_ADMIN", "NET_ADMIN", "NET_RAW"]
 
 
-class LabError(RuntimeError):
+class LabError(StacksaltError):
     """A lab network or node could not be set up."""
 
 

@@ -11,11 +11,13 @@ import docker
 from docker.errors import DockerException
 from rich.console import Console
 
+from stacksalt.errors import StacksaltError
+
 DOCKERD_LOG = "/var/log/stacksalt-dockerd.log"
 START_TIMEOUT = 60.0
 
 
-class EngineError(RuntimeError):
+class EngineError(StacksaltError):
     """The Docker engine could not be installed, started or reached."""
 
 

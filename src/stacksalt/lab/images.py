@@ -24,6 +24,7 @@ from docker.errors import ImageNotFound
 from rich.console import Console
 from rich.status import Status
 
+from stacksalt.errors import StacksaltError
 from stacksalt.paths import images_dir, repo_root
 
 LAB_LABEL = "io.stacksalt.lab"
@@ -65,7 +66,7 @@ deb {MIRROR}-security {SUITE}-security main
 """
 
 
-class ImageError(RuntimeError):
+class ImageError(StacksaltError):
     """An image could not be made."""
 
 

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from stacksalt import engine, paths, secrets
 from stacksalt.deployment import Deployment
+from stacksalt.errors import StacksaltError
 from stacksalt.lab import containers, dockerd, images, registry_trust, summary
 from stacksalt.lab.plan import LabNode, LabPlan, plan
 
@@ -33,7 +34,7 @@ RESTART_WAIT_S = 120
 BOOTSTRAP_DIR = "/etc/salt/bootstrap"
 
 
-class LabError(RuntimeError):
+class LabError(StacksaltError):
     pass
 
 
@@ -115,8 +116,9 @@ def _bootstrap_master(container, lab: LabPlan) -> None:
         conf = {
             "id": lab.master.minion_id,
             "file_client": "local",
-            "file_roots": {"base": [f"{base}/formulas"]},
-            **engine.pillar_options(f"{base}/formulas", f"{base}/pillar", f"{base}/reclass"),
+            "file_roots": {"base": [f"{base}/{paths.PRODUCT_LINK}/formulas"]},
+            **engine.pillar_options(f"{base}/{paths.PRODUCT_LINK}/formulas", f"{base}/pillar",
+                                    f"{base}/reclass"),
             "gpg_keydir": "/etc/salt/gpgkeys",
         }
         _put_file(container, f"{BOOTSTRAP_DIR}/minion", yaml.safe_dump(conf).encode())
@@ -240,7 +242,26 @@ def print_summary(console: Console, title: str, results: dict[str, summary.NodeR
             console.print(f"[red]{r.minion_id}: {f}[/]")
 
 
-def _stale_reason(client, lab: LabPlan, repo: str, image_id: str) -> str | None:
+def master_mount(lab: LabPlan) -> tuple[str, str]:
+    """(host folder, master folder) of the bind mount that puts the deployment repository
+    at the model's salt:master:base_dir with its stacksalt/ resolving inside the mount: the
+    repository itself when stacksalt is a submodule in it, the enclosing checkout for an
+    example under deployments/ (base_dir must then end in that example's path)."""
+    root = paths.deployment_root(lab.deployment)
+    product = paths.product_root(lab.deployment)
+    if product.is_relative_to(root):
+        return str(root), lab.master_base_dir
+    rel = root.relative_to(product).as_posix() if root.is_relative_to(product) else None
+    if rel is None or not lab.master_base_dir.endswith("/" + rel):
+        raise LabError(
+            f"{root}: salt:master:base_dir is {lab.master_base_dir}, but this deployment "
+            f"repository lies at {rel or root} of its stacksalt checkout {product}: set "
+            f"_param:salt_master_base_dir to a path ending in /{rel or '...'}"
+        )
+    return str(product), lab.master_base_dir[: -len(rel) - 1]
+
+
+def _stale_reason(client, lab: LabPlan, mount: tuple[str, str], image_id: str) -> str | None:
     """Why the existing lab cannot be reused as it is (None if it can, or if there is none).
 
     A master that mounts another checkout would converge the nodes from the wrong model;
@@ -252,12 +273,13 @@ def _stale_reason(client, lab: LabPlan, repo: str, image_id: str) -> str | None:
             return f"{c.name} runs an older image than {images.SALT_IMAGE}"
         if c.name == lab.master.container_name(lab.deployment):
             sources = {m.get("Destination"): m.get("Source") for m in c.attrs.get("Mounts", [])}
-            source = sources.get(lab.master_base_dir)
+            repo, target = mount
+            source = sources.get(target)
             if source != repo:
                 return f"{c.name} serves the model of {source}, not of this checkout ({repo})"
             # same path, but maybe a checkout since deleted and cloned again
             if c.status == "running":
-                seen = c.exec_run(["stat", "-c", "%i", lab.master_base_dir]).output.decode()
+                seen = c.exec_run(["stat", "-c", "%i", target]).output.decode()
                 if seen.strip() != str(os.stat(repo).st_ino):
                     return f"{c.name} mounts an earlier checkout that was at {repo}"
     return None
@@ -269,7 +291,7 @@ def up(deployment: str = "lab", console: Console | None = None) -> int:
     console = console or Console()
     t0 = time.monotonic()
     _step(console, t0, f"model check of deployment {deployment}")
-    errors = model_check.check(paths.reclass_dir(), deployment)
+    errors = model_check.check(paths.reclass_dir(deployment), deployment)
     if errors:
         for e in errors:
             console.print(f"[red]{e}[/]")
@@ -279,12 +301,12 @@ def up(deployment: str = "lab", console: Console | None = None) -> int:
     lab = plan(Deployment.load(deployment))
     added, kept = secrets.generate(deployment)
     _step(console, t0, f"secrets: {len(added)} generated, {len(kept)} kept "
-                       f"({secrets.secrets_file(deployment).relative_to(paths.repo_root())})")
+                       f"({secrets.secrets_file(deployment).relative_to(paths.deployment_root(deployment))})")
     client = dockerd.ensure_engine(console)
     images.ensure_base_image(client, console)
     salt_image = images.ensure_salt_image(client, console)
-    repo = str(paths.repo_root())
-    stale = _stale_reason(client, lab, repo, client.images.get(salt_image).id)
+    mount = master_mount(lab)
+    stale = _stale_reason(client, lab, mount, client.images.get(salt_image).id)
     if stale:
         _step(console, t0, f"[yellow]{stale}: making the lab again[/]")
         down(deployment, console=console)
@@ -292,7 +314,7 @@ def up(deployment: str = "lab", console: Console | None = None) -> int:
     _step(console, t0, f"network {lab.network_name} {lab.subnet}")
 
     master = _start(client, lab, lab.master,
-                    mounts=[Mount(lab.master_base_dir, repo, type="bind", read_only=True)])
+                    mounts=[Mount(mount[1], mount[0], type="bind", read_only=True)])
     _step(console, t0, f"{lab.master.minion_id}: container up; bootstrapping the salt master")
     _bootstrap_master(master, lab)
     for node in lab.minions:

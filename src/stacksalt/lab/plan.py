@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from stacksalt.deployment import Deployment
+from stacksalt.errors import StacksaltError
 
 # Only network-namespaced kernel parameters can be set on a container (docker --sysctl).
 NAMESPACED_SYSCTL_PREFIXES = ("net.",)
@@ -52,7 +53,7 @@ def _param(params: dict, path: str, node: str):
     cur = params
     for part in path.split(":"):
         if not isinstance(cur, dict) or part not in cur:
-            raise SystemExit(f"node {node}: the model has no {path}, which the lab needs")
+            raise StacksaltError(f"node {node}: the model has no {path}, which the lab needs")
         cur = cur[part]
     return cur
 
@@ -84,14 +85,14 @@ def plan(dep: Deployment) -> LabPlan:
             base_dir = _param(p, "salt:master:base_dir", name)
     masters = [n for n in nodes if n.is_master]
     if len(masters) != 1:
-        raise SystemExit(
+        raise StacksaltError(
             f"deployment {dep.name}: the lab needs exactly one node with salt:master:enabled, "
             f"found {len(masters)}"
         )
     net = ipaddress.ip_network(subnet)
     for n in nodes:
         if ipaddress.ip_address(n.address) not in net:
-            raise SystemExit(
+            raise StacksaltError(
                 f"node {n.minion_id}: linux:network:address {n.address} is outside "
                 f"_param:lab_network {subnet}"
             )

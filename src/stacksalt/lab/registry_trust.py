@@ -26,6 +26,7 @@ from pathlib import Path
 from rich.console import Console
 
 from stacksalt.deployment import Deployment
+from stacksalt.errors import StacksaltError
 from stacksalt.lab import containers
 from stacksalt.lab.plan import LabPlan
 
@@ -33,7 +34,7 @@ HOSTS_FILE = Path("/etc/hosts")
 CERTS_DIR = Path("/etc/docker/certs.d")
 
 
-class RegistryTrustError(RuntimeError):
+class RegistryTrustError(StacksaltError):
     pass
 
 

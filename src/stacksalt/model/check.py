@@ -151,7 +151,7 @@ def check(inventory: Path, deployment: str | None = None) -> list[ModelError]:
 def main(deployment: str | None = None, inventory: Path | None = None) -> int:
     """The CLI entry point: print every error; 0 if the model is clean, 1 if not, 2 if
     the deployment does not exist."""
-    inventory = Path(inventory) if inventory is not None else paths.reclass_dir()
+    inventory = Path(inventory) if inventory is not None else paths.reclass_dir(deployment)
     try:
         result = run(inventory, deployment)
     except DeploymentNotFound as exc:

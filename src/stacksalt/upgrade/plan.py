@@ -34,6 +34,7 @@ from typing import Any
 
 from stacksalt import objects, paths, secrets
 from stacksalt.deployment import Deployment
+from stacksalt.errors import StacksaltError
 
 CONFIG_HASH = "stacksalt.io/config-hash"
 SECRET_HASH = "stacksalt.io/secret-hash"
@@ -41,7 +42,7 @@ CATEGORIES = ("image-tag", "release-job", "config-hash", "secret-hash", "secret"
 HIDDEN = "(secret value, not shown)"
 
 
-class UpgradeError(RuntimeError):
+class UpgradeError(StacksaltError):
     """A revision cannot be exported or rendered; the message says what to do."""
 
 
@@ -105,28 +106,58 @@ def _git(repo: Path, *args: str, binary: bool = False) -> Any:
 
 
 def export(repo: Path, rev: str, dest: Path, deployment: str) -> Path:
-    """``reclass/``, ``formulas/`` and ``pillar/`` of ``rev`` under ``dest``, plus the
-    checkout's (git-ignored) secrets of the deployment; ``dest``."""
+    """The deployment repository of ``deployment`` as it was at ``rev`` of the git
+    repository ``repo``, under ``dest``, plus its (git-ignored) secrets from the work tree;
+    returns the exported deployment root.
+
+    Two shapes: a deployment repository whose ``stacksalt/`` is a git submodule (its
+    ``reclass/``, ``pillar/`` and ``stacksalt.yml`` at ``rev``, and the product at the
+    commit ``rev`` pins), or an example inside a stacksalt checkout (``deployments/<name>/``
+    and the checkout's formulas and classes, both at ``rev``)."""
     proc = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
                            f"{rev}^{{commit}}"], capture_output=True, text=True)
     if proc.returncode != 0:
         raise UpgradeError(f"{rev!r} is not a commit of {repo}: give a branch, tag or commit "
                            "id (git log --oneline)")
     commit = proc.stdout.strip()
-    data = _git(repo, "archive", "--format=tar", commit, "reclass", "formulas", "pillar",
-                binary=True)
+    here = paths.deployment_root(deployment)
+    # where the deployment repository sits in its git repository ("" or deployments/<name>)
+    prefix = _git(here, "rev-parse", "--show-prefix").strip().rstrip("/")
+    own = [f"{prefix}/{p}" if prefix else p for p in ("reclass", "pillar", paths.CONFIG)]
+    pinned = _git(repo, "ls-tree", commit, f"{prefix}/{paths.PRODUCT_LINK}" if prefix
+                  else paths.PRODUCT_LINK).split()
     dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=BytesIO(data)) as tar:
-        tar.extractall(dest, filter="data")
-    secrets = paths.pillar_dir() / "secrets" / f"{deployment}.sls"
+    if pinned and pinned[1] == "commit":  # a submodule: the product at the pinned commit
+        _extract(_git(repo, "archive", "--format=tar", commit, *own, binary=True), dest)
+        product = dest / prefix / paths.PRODUCT_LINK
+        product.mkdir(parents=True, exist_ok=True)
+        _extract(_git(here / paths.PRODUCT_LINK, "archive", "--format=tar", pinned[2],
+                      "formulas", "reclass/classes", "images", binary=True), product)
+    else:  # an example inside the checkout: the checkout's own parts at the same commit
+        product_parts = [p for p in ("formulas", "reclass/classes/service",
+                                     "reclass/classes/system", "images")
+                         if _git(repo, "ls-tree", commit, p).strip()]
+        _extract(_git(repo, "archive", "--format=tar", commit, *own, *product_parts,
+                      binary=True), dest)
+    root = dest / prefix if prefix else dest
+    if not (root / "reclass").is_dir():
+        raise UpgradeError(f"revision {rev} of {repo} has no deployment repository at "
+                           f"{prefix or '.'} (no reclass/ there): compare revisions made since "
+                           "the deployment repositories")
+    secrets = paths.pillar_dir(deployment) / "secrets" / f"{deployment}.sls"
     if not secrets.is_file():
         raise UpgradeError(f"{secrets} does not exist: run `stacksalt secrets generate "
                            f"{deployment}` (test deployments) or put the deployment's "
                            "encrypted secrets there")
-    target = dest / "pillar" / "secrets" / secrets.name
+    target = root / "pillar" / "secrets" / secrets.name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(secrets, target)
-    return dest
+    return root
+
+
+def _extract(data: bytes, dest: Path) -> None:
+    with tarfile.open(fileobj=BytesIO(data)) as tar:
+        tar.extractall(dest, filter="data")
 
 
 def first_master(dep: Deployment) -> str:
@@ -141,7 +172,7 @@ def first_master(dep: Deployment) -> str:
 def render(deployment: str, root: Path) -> Render:
     """The objects one master of ``root`` writes, keyed by their file, as that root's
     builder makes them."""
-    dep = Deployment.load(deployment, paths.reclass_dir(root))
+    dep = Deployment.load(deployment, root / "reclass")
     minion = first_master(dep)
     if not (paths.formulas_dir(root) / objects.MODULE).is_file():
         raise UpgradeError(f"this revision has no objects builder (formulas/{objects.MODULE}): "
@@ -258,7 +289,7 @@ def compare(old: Render, new: Render) -> tuple[list[ObjectChange], int]:
 def plan(deployment: str, from_rev: str, to_rev: str, repo: Path | None = None,
          progress: Any = None) -> UpgradePlan:
     """Render both revisions' manifests and compare them."""
-    repo = Path(repo or paths.repo_root())
+    repo = Path(repo or paths.deployment_root(deployment))
     renders = []
     with tempfile.TemporaryDirectory(prefix="stacksalt-upgrade-") as tmp:
         for label, rev in (("from", from_rev), ("to", to_rev)):
