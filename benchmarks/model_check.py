@@ -73,15 +73,12 @@ def main() -> int:
         times, code = _time_cli(cli, args.runs)
         _report("`stacksalt model check`, synthetic", times, f"  exit code: {code}")
 
-    try:
-        real = paths.reclass_dir()
-    except RuntimeError:
-        real = None
+    real = paths.reclass_dir("lab")
     if real is not None and (real / "nodes" / "lab").is_dir():
         times, code = _time_cli(["model", "check", "lab", "--inventory", str(real)], args.runs)
         _report("`stacksalt model check lab`, real model", times, f"  exit code: {code}")
     else:
-        print("real model: reclass/nodes/lab does not exist yet, skipped")
+        print(f"real model: {real}/nodes/lab does not exist, skipped")
     return 0
 
 

@@ -7,7 +7,7 @@ from stacksalt.deployment import Deployment
 
 
 def deployments() -> list[str]:
-    return sorted(p.name for p in (paths.reclass_dir() / "nodes").iterdir() if p.is_dir())
+    return paths.examples()
 
 
 @pytest.fixture(scope="module", params=deployments())

@@ -29,12 +29,12 @@ deployment `{name}`. Made by `stacksalt init {name} --from {source}`.
 
 | path | what it is | whose |
 |---|---|---|
-| `stacksalt.yml` | the deployment's name, the salt master key's fingerprint | this deployment |
-| `reclass/classes/cluster/{name}/` | addresses, versions, secret references, once | this deployment |
-| `reclass/nodes/{name}/` | one file per node: its role class and hostname | this deployment |
-| `pillar/secrets/{name}.sls` | secrets, gpg-encrypted to the salt master's key | this deployment |
-| `stacksalt/` | stacksalt (formulas, images, service/system classes), a git submodule | the product |
-| `reclass/classes/service`, `system` | symlinks into `stacksalt/` | the product |
+| `stacksalt.yml` | the deployment's name, the salt master key's fingerprint | deployment |
+| `reclass/classes/cluster/{name}/` | addresses, versions, secret references, once | deployment |
+| `reclass/nodes/{name}/` | one file per node: its role class and hostname | deployment |
+| `pillar/secrets/{name}.sls` | secrets, gpg-encrypted to the salt master's key | deployment |
+| `stacksalt/` | stacksalt (formulas, images, service/system classes), a git submodule | product |
+| `reclass/classes/service`, `system` | symlinks into `stacksalt/` | product |
 
 Every `stacksalt` command run in this folder works on this deployment:
 

@@ -73,8 +73,11 @@ def examples() -> list[str]:
     return sorted(p.name for p in base.iterdir() if (p / CONFIG).is_file())
 
 
-def deployment_root(name: str | None = None) -> Path:
-    """The deployment repository of ``name``: the active one, else the shipped example."""
+def deployment_root(name: str | Path | None = None) -> Path:
+    """The deployment repository of ``name``: the active one, else the shipped example
+    (a Path is a deployment repository's root already, e.g. a test's copy)."""
+    if isinstance(name, Path):
+        return name
     if _active is not None:
         return _active
     if name is None:
@@ -84,7 +87,7 @@ def deployment_root(name: str | None = None) -> Path:
     return example(name)
 
 
-def product_root(name: str | None = None) -> Path:
+def product_root(name: str | Path | None = None) -> Path:
     """The stacksalt checkout a deployment uses: its pinned ``stacksalt/`` (resolved)."""
     if _active is None and name is None:
         return package_checkout()
@@ -118,14 +121,14 @@ def images_dir(root: Path | None = None) -> Path:
 
 
 # The deployment repository's folders.
-def reclass_dir(name: str | None = None) -> Path:
+def reclass_dir(name: str | Path | None = None) -> Path:
     return deployment_root(name) / "reclass"
 
 
-def pillar_dir(name: str | None = None) -> Path:
+def pillar_dir(name: str | Path | None = None) -> Path:
     return deployment_root(name) / "pillar"
 
 
-def state_dir(name: str | None = None) -> Path:
+def state_dir(name: str | Path | None = None) -> Path:
     """Per-machine generated state (throwaway gpg keyring, lab bookkeeping); git-ignored."""
     return deployment_root(name) / ".stacksalt"

@@ -48,10 +48,13 @@ def test_master_and_ca_only_on_cfg01(rendered_lab):
 def test_master_config_wires_reclass(rendered_lab):
     state = rendered_lab["cfg01.lab.local"]["salt-master-config-file-managed"]
     dataset = next(d["dataset"] for d in state["file"] if isinstance(d, dict) and "dataset" in d)
-    assert dataset["ext_pillar"][0]["reclass"]["inventory_base_uri"] == "/srv/stacksalt/reclass"
-    assert dataset["master_tops"]["reclass"]["inventory_base_uri"] == "/srv/stacksalt/reclass"
-    assert dataset["file_roots"] == {"base": ["/srv/stacksalt/formulas"]}
-    assert dataset["pillar_roots"] == {"base": ["/srv/stacksalt/pillar"]}
+    # the lab's deployment repository is the example deployments/lab of the checkout the
+    # lab master mounts at /srv/stacksalt; the formulas are reached through its stacksalt/
+    base = "/srv/stacksalt/deployments/lab"
+    assert dataset["ext_pillar"][0]["reclass"]["inventory_base_uri"] == f"{base}/reclass"
+    assert dataset["master_tops"]["reclass"]["inventory_base_uri"] == f"{base}/reclass"
+    assert dataset["file_roots"] == {"base": [f"{base}/stacksalt/formulas"]}
+    assert dataset["pillar_roots"] == {"base": [f"{base}/pillar"]}
 
 
 def test_secret_reaches_the_state_decrypted(rendered_lab, lab_secrets):
@@ -64,13 +67,10 @@ def test_missing_secret_is_a_clear_render_error(tmp_path, lab_secrets):
     """A secret the model references but the pillar lacks fails the render, naming the key."""
     import shutil
 
-    from stacksalt import paths
+    from tests.trees import copy_deployment
 
-    root = tmp_path / "repo"
-    for part in ("formulas", "reclass"):
-        shutil.copytree(paths.repo_root() / part, root / part)
-    (root / "pillar").mkdir()
-    (root / "pillar" / "top.sls").write_text("base: {}\n")
+    root = copy_deployment("lab", tmp_path / "repo")
+    shutil.rmtree(root / "pillar" / "secrets")
     with pytest.raises(saltrender.RenderError) as err:
         saltrender.show_sls("mst01.lab.local", "lab", ["linux"], root=root)
     assert "linux:system:user:ops:password_secret" in str(err.value)

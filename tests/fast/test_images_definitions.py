@@ -169,7 +169,7 @@ def test_both_releases_have_constraints_with_their_pins():
 
 def _inventory_copy(tmp_path):
     inv = tmp_path / "reclass"
-    shutil.copytree(paths.reclass_dir(), inv)
+    shutil.copytree(paths.reclass_dir("lab"), inv)
     return inv
 
 

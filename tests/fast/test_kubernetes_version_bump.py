@@ -24,7 +24,6 @@ changes something else is shown to fail. Templates get their data only through
 from __future__ import annotations
 
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from stacksalt import paths, saltrender, secrets
 from stacksalt.deployment import Deployment
 from stacksalt.validate import collect
 from tests.conftest import deployments
+from tests.trees import copy_deployment
 
 pytestmark = pytest.mark.fast
 
@@ -247,10 +247,9 @@ def translation(deployment: str, root: Path, versions: dict[str, tuple[str, str]
     return Translation({old: new for old, new in versions.values()}, pairs, tags, minors)
 
 
-def copy_checkout(root: Path) -> Path:
-    for part in ("reclass", "formulas", "pillar"):
-        shutil.copytree(paths.repo_root() / part, root / part)
-    return root
+def copy_checkout(root: Path, deployment: str) -> Path:
+    """A copy of the deployment's repository with its own copy of the formulas."""
+    return copy_deployment(deployment, root / "repo", copy_product=("formulas",))
 
 
 def installs(deployment: str, bump_name: str) -> bool:
@@ -266,7 +265,7 @@ def installs(deployment: str, bump_name: str) -> bool:
 def test_version_bump_changes_only_versions(deployment, bump_name, tmp_path):
     secrets.generate(deployment)
     before = collect.rendered(deployment)  # the checkout, as it is
-    root = copy_checkout(tmp_path)
+    root = copy_checkout(tmp_path, deployment)
     versions = plan(deployment, bump_name, root)
     assert versions, f"{deployment} pins no second version to bump to ({bump_name})"
     for name, (old, new) in versions.items():
@@ -299,14 +298,15 @@ def test_a_bump_that_changes_something_else_fails(bump_name, sneak, expected, tm
     deployment, node = "production", "mst01.prod.local"
     secrets.generate(deployment)
     before = {node: collect.rendered(deployment)[node]}
-    root = copy_checkout(tmp_path)
+    root = copy_checkout(tmp_path, deployment)
     versions = plan(deployment, bump_name, root)
     for name, (old, new) in versions.items():
         bump(root, deployment, name, old, new)
     path, old_text, new_text = sneak
-    text = (root / path).read_text()
+    path = paths.product_of(root) / path
+    text = path.read_text()
     assert old_text in text
-    (root / path).write_text(text.replace(old_text, new_text, 1))
+    path.write_text(text.replace(old_text, new_text, 1))
     apps = Deployment.load(deployment).rendered[node]["applications"]
     after = {node: saltrender.show_sls_many(deployment, {node: apps}, root=root, workers=1)[node]}
     seen: Counter = Counter()
@@ -325,7 +325,7 @@ def test_target_is_another_pinned_version_whatever_the_current_one():
 
 def test_bump_works_for_a_deployment_already_on_the_newer_version(tmp_path):
     """A deployment on 1.34.1 (and containerd 1.7.29) is bumped to the other pins."""
-    root = copy_checkout(tmp_path)
+    root = copy_checkout(tmp_path, "lab")
     bump(root, "lab", "kubernetes_version", "1.33.5", "1.34.1")
     bump(root, "lab", "containerd_version", "1.7.28", "1.7.29")
     assert plan("lab", "kubernetes", root) == {"kubernetes_version": ("1.34.1", "1.33.5")}

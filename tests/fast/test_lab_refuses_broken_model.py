@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from rich.console import Console
 
 from stacksalt import paths
 from stacksalt.lab import lab as lab_mod
+from tests.trees import copy_deployment
 
 pytestmark = pytest.mark.fast
 
 
 def test_lab_up_refuses_a_broken_model_before_docker(tmp_path, monkeypatch):
-    root = tmp_path / "checkout"
-    shutil.copytree(paths.reclass_dir(), root / "reclass")
-    shutil.copy(paths.repo_root() / "setup.cfg", root / "setup.cfg")
+    root = copy_deployment("lab", tmp_path / "lab")
     broken = root / "reclass" / "classes" / "cluster" / "lab" / "init.yml"
     broken.write_text(broken.read_text().replace(
         "salt_master_host: ${linux:network:host:cfg01:address}",
         "salt_master_host: ${linux:network:host:cfg99:address}"))
-    monkeypatch.setenv("STACKSALT_ROOT", str(root))
+    paths.activate(root)
+    monkeypatch.setattr(paths, "_active", root)  # undone after the test
 
     def no_docker(*_a, **_k):
         raise AssertionError("lab up touched Docker with a broken model")

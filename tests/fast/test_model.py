@@ -16,7 +16,8 @@ from tests.conftest import deployments
 
 pytestmark = pytest.mark.fast
 
-CLASSES = paths.reclass_dir() / "classes"
+# the product's service and system classes; each shipped example's cluster classes
+CLASSES = paths.package_checkout() / "reclass" / "classes"
 REF = re.compile(r"\$\{([^}]*)\}")
 IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 
@@ -32,11 +33,20 @@ def test_every_node_renders_with_applications(deployment):
 
 @pytest.mark.parametrize("deployment", deployments())
 def test_model_check_is_clean(deployment):
-    assert check.check(paths.reclass_dir(), deployment) == []
+    assert check.check(paths.reclass_dir(deployment), deployment) == []
 
 
 def _yaml_files(level: str) -> list[Path]:
+    if level == "cluster":
+        return sorted(f for name in paths.examples()
+                      for f in (paths.reclass_dir(name) / "classes" / level).rglob("*.yml"))
     return sorted((CLASSES / level).rglob("*.yml"))
+
+
+def _rel(f: Path) -> str:
+    """The class file's path under its inventory's classes/ (service/..., cluster/...)."""
+    parts = f.parts
+    return "/".join(parts[len(parts) - 1 - parts[::-1].index("classes") + 1:])
 
 
 def test_service_classes_take_values_only_through_param():
@@ -44,7 +54,7 @@ def test_service_classes_take_values_only_through_param():
     for f in _yaml_files("service"):
         for ref in REF.findall(f.read_text()):
             if not ref.startswith("_param:"):
-                bad.append(f"{f.relative_to(CLASSES)}: ${{{ref}}}")
+                bad.append(f"{_rel(f)}: ${{{ref}}}")
     assert not bad, "service classes may only reference ${_param:...}:\n" + "\n".join(bad)
 
 
@@ -55,7 +65,7 @@ def test_addresses_are_defined_once_at_cluster_level():
             for ip in IPV4.findall(f.read_text()):
                 if ipaddress.ip_address(ip).is_loopback or ip == "0.0.0.0":
                     continue
-                seen.setdefault(ip, []).append(str(f.relative_to(CLASSES)))
+                seen.setdefault(ip, []).append(_rel(f))
     problems = [f"{ip}: {where}" for ip, where in seen.items()
                 if len(where) > 1 or not where[0].startswith("cluster/")]
     assert not problems, "addresses must be defined once, in cluster classes:\n" + "\n".join(
@@ -70,7 +80,8 @@ def test_one_release_parameter_drives_openstack_versions(deployment):
         release = p["openstack_version"]
         for svc in ("keystone", "glance", "nova", "neutron"):
             assert p[f"{svc}_version"] == release
-    cluster_files = sorted((CLASSES / "cluster" / deployment).rglob("*.yml"))
+    cluster_files = sorted((paths.reclass_dir(deployment) / "classes" / "cluster" / deployment)
+                           .rglob("*.yml"))
     defs = [f for f in cluster_files
             if "openstack_version" in (yaml.safe_load(f.read_text()) or {})
             .get("parameters", {}).get("_param", {})]

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stacksalt import engine
+from stacksalt import engine, paths
 from stacksalt.model import check as model_check
 from stacksalt.model import semantic
 from stacksalt.model.errors import ModelError
 from stacksalt.model.synthetic import generate
+from tests.trees import combined_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests" / "broken_models"
@@ -285,9 +286,7 @@ def test_error_str_is_one_line():
 def model_copy(tmp_path: Path, edits: dict[str, list[tuple[str, str]]]) -> Path:
     """A copy of the checkout's reclass/ (images/ beside it, as in the checkout), with
     ``edits``: class file -> [(old text, new text)], each old text present once."""
-    inventory = tmp_path / "reclass"
-    shutil.copytree(ROOT / "reclass", inventory)
-    (tmp_path / "images").symlink_to(ROOT / "images")
+    inventory = combined_inventory(tmp_path)
     for rel, changes in edits.items():
         path = inventory / "classes" / rel
         text = path.read_text()
@@ -380,7 +379,7 @@ def test_mesh_rule_is_one_function(monkeypatch):
 
     builder = objects.builder()
     monkeypatch.setattr(builder, "bgp_mesh_problem", lambda bgp: "the one rule says no")
-    result = model_check.run(ROOT / "reclass", "production")
+    result = model_check.run(paths.reclass_dir("production"), "production")
     assert {(e.kind, e.message) for e in result.errors} == {
         ("bgp-mesh-with-route-reflectors", "the one rule says no")}
     node = result.rendered_deployment.nodes["mst01.prod.local"]

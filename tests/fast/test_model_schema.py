@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from stacksalt import paths
 from stacksalt.model import check as model_check
 from stacksalt.model.checks import schema
 from stacksalt.model.errors import CHECK_CRASHED, ENGINE_ERROR
+from tests.trees import combined_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 FORMULAS = ROOT / "formulas"
@@ -36,9 +36,7 @@ DELETE = object()
 def checkout(tmp_path) -> Path:
     """A copy of the model beside the checkout's formulas (the check reads the schemas
     from ``formulas/`` beside the inventory)."""
-    shutil.copytree(paths.reclass_dir(), tmp_path / "reclass")
-    (tmp_path / "formulas").symlink_to(FORMULAS)
-    return tmp_path / "reclass"
+    return combined_inventory(tmp_path)
 
 
 def edit(inventory: Path, rel: str, key: str, value: Any) -> None:
@@ -118,7 +116,7 @@ def test_a_broken_schema_file_is_one_line(tmp_path):
 @pytest.mark.fast
 @pytest.mark.parametrize("deployment", ["lab", "production"])
 def test_the_deployments_validate(deployment):
-    errors = model_check.check(paths.reclass_dir(), deployment)
+    errors = model_check.check(paths.reclass_dir(deployment), deployment)
     assert not errors, "\n".join(map(str, errors))
 
 

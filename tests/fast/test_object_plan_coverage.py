@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from stacksalt.deployment import Deployment
 from stacksalt.validate import collect
 from stacksalt.validate.kubernetes import COMPONENT_CONFIG
 from tests.conftest import deployments
+from tests.trees import copy_deployment
 
 pytestmark = pytest.mark.fast
 
@@ -63,8 +63,7 @@ def renders(tmp_path_factory) -> dict[str, collect.Rendered]:
     for deployment in deployments():
         secrets.generate(deployment)
         root = tmp_path_factory.mktemp(f"binaries-{deployment}")
-        for part in ("reclass", "formulas", "pillar"):
-            shutil.copytree(paths.repo_root() / part, root / part)
+        root = copy_deployment(deployment, root / "repo")
         if binaries_on(root, deployment):
             out[deployment] = collect.render(deployment, root)
         else:

@@ -13,13 +13,13 @@ include removed from kubernetes.pool.kubelet the check fails.
 from __future__ import annotations
 
 import re
-import shutil
 
 import pytest
 
-from stacksalt import paths, saltmodules, saltrender, secrets
+from stacksalt import saltmodules, saltrender, secrets
 from stacksalt.deployment import Deployment
 from tests.fast.test_converge_order import graph, runs_after
+from tests.trees import copy_deployment
 
 pytestmark = pytest.mark.fast
 
@@ -144,10 +144,8 @@ def test_the_lab_leaves_swap_alone_and_its_kubelet_tolerates_it(lab_secrets):
 def test_without_the_include_the_check_fails(production, tmp_path):
     """Negative control: kubernetes.pool.kubelet without `- kubernetes.common.swap`."""
     _, node, _ = production
-    root = tmp_path / "repo"
-    for part in ("formulas", "reclass", "pillar"):
-        shutil.copytree(paths.repo_root() / part, root / part)
-    kubelet = root / "formulas" / "kubernetes" / "pool" / "kubelet.sls"
+    root = copy_deployment("production", tmp_path / "repo", copy_product=("formulas",))
+    kubelet = root / "stacksalt" / "formulas" / "kubernetes" / "pool" / "kubelet.sls"
     text = kubelet.read_text()
     assert "  - kubernetes.common.swap\n" in text
     kubelet.write_text(text.replace("  - kubernetes.common.swap\n", "", 1))

@@ -28,7 +28,11 @@ from stacksalt.upgrade import plan as upgrade
 pytestmark = pytest.mark.fast
 
 DEPLOYMENT = "lab"
-CLUSTER = Path("reclass/classes/cluster/lab")
+CLUSTER = Path("deployments/lab/reclass/classes/cluster/lab")
+
+
+# what the plan reads: the product's formulas and classes, the example deployment repositories
+PARTS = ("reclass", "formulas", "deployments")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -37,8 +41,8 @@ def git(repo: Path, *args: str) -> str:
 
 
 def commit(repo: Path, message: str) -> str:
-    git(repo, "add", "-A", "reclass", "formulas")
-    if git(repo, "status", "--porcelain", "reclass", "formulas"):
+    git(repo, "add", "-A", *PARTS)
+    if git(repo, "status", "--porcelain", *PARTS):
         git(repo, "-c", "user.name=test", "-c", "user.email=test@invalid", "commit", "-q",
             "-m", message)
     return git(repo, "rev-parse", "HEAD")
@@ -46,15 +50,18 @@ def commit(repo: Path, message: str) -> str:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> tuple[Path, str]:
-    """A clone whose HEAD is the checkout's working tree (reclass/ and formulas/)."""
+    """A clone whose HEAD is the checkout's working tree (reclass/, formulas/, deployments/)."""
     secrets.generate(DEPLOYMENT)
     clone = tmp_path_factory.mktemp("upgrade") / "repo"
     subprocess.run(["git", "clone", "-q", "--shared", str(paths.repo_root()), str(clone)],
                    check=True)
-    for part in ("reclass", "formulas"):
-        shutil.rmtree(clone / part)
-        shutil.copytree(paths.repo_root() / part, clone / part,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+    for part in PARTS:
+        shutil.rmtree(clone / part, ignore_errors=True)
+        shutil.copytree(paths.repo_root() / part, clone / part, symlinks=True,
+                        ignore=shutil.ignore_patterns("__pycache__", ".stacksalt", "*.sls"))
+        if part == "deployments":  # the pillar top files are tracked, the secrets not
+            for top in (paths.repo_root() / part).glob("*/pillar/top.sls"):
+                shutil.copy(top, clone / top.relative_to(paths.repo_root()))
     return clone, commit(clone, "working tree")
 
 

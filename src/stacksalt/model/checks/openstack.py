@@ -58,8 +58,11 @@ SECRETS_HEADER = "#!yaml|gpg"
 
 
 def project_dir(deployment: RenderedDeployment, name: str) -> Path | None:
-    """``images``/``pillar`` beside the inventory's classes, else beside the inventory."""
-    for base in (Path(deployment.inventory), Path(deployment.inventory).parent):
+    """``images``/``pillar``/``formulas`` beside the inventory's classes, else beside the
+    inventory (a checkout, or a deployment repository's ``pillar/``), else in the
+    deployment repository's pinned ``stacksalt/`` (``images``, ``formulas``)."""
+    inv = Path(deployment.inventory)
+    for base in (inv, inv.parent, inv.parent / "stacksalt"):
         if (base / name).is_dir():
             return base / name
     return None
