@@ -61,7 +61,8 @@ pillar/secrets/*.tmp
 """
 # Secrets encrypted to a throwaway key of this machine are useless anywhere else: ignored
 # until `stacksalt secrets import-key` pins the real master's key (which drops this line).
-THROWAWAY_IGNORE = "pillar/secrets/{name}.sls  # throwaway key: not committed\n"
+THROWAWAY_IGNORE = ("# secrets encrypted to this machine's throwaway key (dropped by `stacksalt "
+                    "secrets import-key`)\npillar/secrets/{name}.sls\n")
 
 
 def _git(cwd: Path, *args: str) -> str:
