@@ -4,9 +4,11 @@ docker-registry, run as a plain process: no Docker)."""
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import hashlib
 import io
+import ipaddress
 import json
 import os
 import shutil
@@ -19,6 +21,10 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from stacksalt import paths
 from stacksalt.deployment import Deployment
@@ -230,8 +236,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _tls_files(tmp: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it (ca, cert, key)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test registry CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths_ = (tmp / "ca.crt", tmp / "server.crt", tmp / "server.key")
+    paths_[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths_[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths_[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                            serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()))
+    paths_[2].chmod(0o600)
+    return paths_
+
+
 class Registry:
-    def __init__(self, tmp: Path, user: str, password: str) -> None:
+    def __init__(self, tmp: Path, user: str, password: str, tls: bool = False) -> None:
         binary = shutil.which("docker-registry")
         assert binary, "docker-registry is missing: ci/setup installs it"
         htpasswd = shutil.which("htpasswd")
@@ -242,11 +276,17 @@ class Registry:
         subprocess.run([htpasswd, "-B", "-i", "-c", str(pwfile), user], input=password,
                        text=True, check=True, capture_output=True)  # password on stdin
         config = tmp / "config.yml"
+        http: dict = {"addr": self.address}
+        self.scheme, self.verify = "http", True
+        if tls:
+            self.ca, cert, key = _tls_files(tmp)
+            http["tls"] = {"certificate": str(cert), "key": str(key)}
+            self.scheme, self.verify = "https", str(self.ca)
         config.write_text(yaml.safe_dump({
             "version": 0.1,
             "log": {"level": "warn"},
             "storage": {"filesystem": {"rootdirectory": str(tmp / "data")}},
-            "http": {"addr": self.address},
+            "http": http,
             "auth": {"htpasswd": {"realm": "test", "path": str(pwfile)}},
         }))
         self.log = (tmp / "registry.log").open("w")
@@ -255,7 +295,8 @@ class Registry:
         deadline = time.monotonic() + 20
         while True:
             try:
-                if requests.get(self.url("/v2/"), auth=self.auth, timeout=1).status_code == 200:
+                if requests.get(self.url("/v2/"), auth=self.auth, timeout=1,
+                                verify=self.verify).status_code == 200:
                     break
             except requests.ConnectionError:
                 pass
@@ -264,7 +305,7 @@ class Registry:
             time.sleep(0.1)
 
     def url(self, path: str) -> str:
-        return f"http://{self.address}{path}"
+        return f"{self.scheme}://{self.address}{path}"
 
     def blob(self, repo: str, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -415,3 +456,33 @@ def test_images_plan_cli_without_a_base_on_the_host_names_it(registry, capsys):
     assert build.main_plan("lab", ["memcached"], registry=registry.address, plain_http=True,
                            base_id=no_base) == 1
     assert "base image stacksalt/" in capsys.readouterr().err
+
+
+def test_tls_is_verified_with_the_registrys_ca(tmp_path, lab_defs, lab_inputs, monkeypatch):
+    """HTTPS with the CA the registry's certificate is signed by: given as --ca-file, or
+    found where the Docker engine looks (/etc/docker/certs.d/<registry>/ca.crt); without
+    it (the system's CAs) the lookup is a one-line TLS error, not a build."""
+    reg = Registry(tmp_path, "builder", "tls-test-password", tls=True)
+    try:
+        auth = {"username": "builder", "password": "tls-test-password"}
+        image = lab_defs.images["memcached"]
+        got = imageplan.RegistryAPI(reg.address, auth, ca=reg.ca).labels(
+            f"{image.namespace}/memcached", image.version)
+        assert got is None  # answered over verified TLS: no such tag
+        certs = tmp_path / "certs.d"
+        (certs / reg.address).mkdir(parents=True)
+        shutil.copy(reg.ca, certs / reg.address / "ca.crt")
+        monkeypatch.setattr(imageplan, "DOCKER_CERTS_DIR", certs)
+        api = imageplan.RegistryAPI(reg.address, auth)
+        assert api.ca == certs / reg.address / "ca.crt"
+        api.ping()
+        # negative control: the system's CAs do not know the registry's
+        monkeypatch.setattr(imageplan, "DOCKER_CERTS_DIR", tmp_path / "none")
+        with pytest.raises(ImagesError) as exc:
+            imageplan.RegistryAPI(reg.address, auth).ping()
+        msg = str(exc.value)
+        assert f"registry {reg.address}: TLS verification failed with the system's CAs" in msg
+        assert f"put the registry's CA in {tmp_path / 'none'}/{reg.address}/ca.crt" in msg
+        assert "\n" not in msg
+    finally:
+        reg.stop()

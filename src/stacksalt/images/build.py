@@ -72,6 +72,9 @@ def engine_base_id(client: docker.DockerClient, deployment: str) -> imageplan.Ba
                 f"built FROM it cannot be made; build it ('stacksalt images build "
                 f"{deployment}' builds the bases first) and run again"
             ) from None
+        except DockerException as exc:
+            raise ImagesError(f"the Docker engine cannot tell the ID of base image {tag}: "
+                              f"{exc}") from None
     return base_id
 
 

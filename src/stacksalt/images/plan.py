@@ -139,7 +139,9 @@ class RegistryAPI:
         if auth:
             self.session.auth = (auth["username"], auth["password"])
         ca = ca or default_ca(registry)
-        self.session.verify = str(ca) if ca else True
+        # per request, not session.verify: requests lets REQUESTS_CA_BUNDLE override a
+        # session's verify (psf/requests#4726, #3829)
+        self.verify: str | bool = str(ca) if ca else True
         self.ca = ca
         self.timeout = timeout
 
@@ -147,7 +149,7 @@ class RegistryAPI:
         url = self.base + path
         try:
             resp = self.session.get(url, headers={"Accept": accept} if accept else {},
-                                    timeout=self.timeout)
+                                    timeout=self.timeout, verify=self.verify)
         except requests.exceptions.SSLError as exc:
             trust = f"the CA {self.ca}" if self.ca else "the system's CAs"
             raise ImagesError(
