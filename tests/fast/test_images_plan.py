@@ -18,6 +18,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 import yaml
@@ -270,6 +271,7 @@ class Registry:
         assert binary, "docker-registry is missing: ci/setup installs it"
         htpasswd = shutil.which("htpasswd")
         assert htpasswd, "htpasswd is missing: ci/setup installs apache2-utils"
+        self.tmp = tmp
         self.address = f"127.0.0.1:{_free_port()}"
         self.auth = (user, password)
         pwfile = tmp / "htpasswd"
@@ -486,3 +488,30 @@ def test_tls_is_verified_with_the_registrys_ca(tmp_path, lab_defs, lab_inputs, m
         assert "\n" not in msg
     finally:
         reg.stop()
+
+
+def test_build_changed_only_refuses_a_dead_registry_before_anything_is_built(capsys):
+    """`images build --changed-only` asks the registry first: one that does not answer stops
+    it before the engine is touched (no Docker runs here: reaching the engine would be a
+    different error)."""
+    from stacksalt import cli
+
+    port = _free_port()  # nothing listens there
+    assert cli.main(["images", "build", "lab", "memcached", "--changed-only",
+                     "--registry", f"127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"stacksalt images build: registry 127.0.0.1:{port} does not answer")
+    assert "\n" not in err
+
+
+def test_build_changed_only_passes_a_live_registry_and_then_needs_the_engine(registry,
+                                                                            monkeypatch):
+    """Negative control of the test above: with the registry up the check passes and the
+    build goes on to the engine, pointed here at a socket where none listens (so that this
+    test never builds, even on a host whose dockerd runs)."""
+    from rich.console import Console
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{registry.tmp}/no-docker.sock")
+    with pytest.raises(docker.errors.DockerException):
+        build.build_images(None, Console(), "lab", ["memcached"], changed_only=True,
+                           registry=registry.address, plain_http=True)
