@@ -1,10 +1,13 @@
-"""`stacksalt images build DEPLOYMENT [IMAGE...] [--push]`.
+"""`stacksalt images build DEPLOYMENT [IMAGE...] [--push] [--changed-only]` and
+`stacksalt images plan DEPLOYMENT [IMAGE...] [--json]`.
 
 Order of work, so that bad input stops everything before anything is built or pushed:
 model check and image definitions; every context assembled (source folders, formulas)
-and every release's constraints file found; registry credentials checked (--push);
-then openstack-base:<release> for each release in use, then the images; then, only when
-every image is built, the pushes.
+and every release's constraints file found; registry credentials checked (--push,
+--changed-only: the registry must answer and accept the login); then openstack-base:<release>
+for each release in use, then the images (with --changed-only only those the plan says to
+build; every image labelled with its inputs digest, plan.py); then, only when every image
+is built, the pushes.
 """
 
 from __future__ import annotations
