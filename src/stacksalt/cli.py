@@ -49,7 +49,15 @@ def _secrets_generate(args: argparse.Namespace) -> int:
 def _images_build(args: argparse.Namespace) -> int:
     from stacksalt.images import build
 
-    return build.main(args.deployment, args.image, args.push, args.registry)
+    return build.main(args.deployment, args.image, args.push, args.registry,
+                      changed_only=args.changed_only)
+
+
+def _images_plan(args: argparse.Namespace) -> int:
+    from stacksalt.images import build
+
+    return build.main_plan(args.deployment, args.image, as_json=args.json,
+                           registry=args.registry, plain_http=args.plain_http, ca=args.ca_file)
 
 
 def _images_freeze(args: argparse.Namespace) -> int:
@@ -140,7 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="push to docker:build:registry once every image is built")
     p.add_argument("--registry", metavar="HOST:PORT",
                    help="tag (and push) for this registry instead of docker:build:registry")
+    p.add_argument("--changed-only", action="store_true",
+                   help="build (and push) only the images whose inputs digest differs from "
+                        "the registry's tag (see 'stacksalt images plan')")
     p.set_defaults(func=_images_build)
+    p = images.add_parser(
+        "plan", help="which images a build must make: inputs digests against the registry's tags"
+    )
+    p.add_argument("deployment", help="deployment (folder under reclass/nodes/)")
+    p.add_argument("image", nargs="*", help="images to plan (default: every enabled one)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--registry", metavar="HOST:PORT",
+                   help="ask this registry instead of docker:build:registry")
+    p.add_argument("--plain-http", action="store_true",
+                   help="talk HTTP, not HTTPS, to the registry (a local test registry)")
+    p.add_argument("--ca-file", type=Path, metavar="PEM",
+                   help="the registry's CA (default: /etc/docker/certs.d/HOST:PORT/ca.crt "
+                        "if present, else the system's CAs)")
+    p.set_defaults(func=_images_plan)
     p = images.add_parser(
         "freeze", help="make images/openstack-base/constraints/RELEASE.txt (pip freeze)"
     )

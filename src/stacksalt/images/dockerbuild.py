@@ -41,6 +41,7 @@ def build(
     buildargs: dict[str, str],
     target: str | None = None,
     what_to_fix: str = "",
+    labels: dict[str, str] | None = None,
 ) -> Built:
     """Build a tar context; print one line per finished step; raise ImagesError on failure."""
     started = time.monotonic()
@@ -60,7 +61,7 @@ def build(
             decode=True,
             buildargs=buildargs,
             target=target,
-            labels={LABEL: name},
+            labels={**(labels or {}), LABEL: name},
         )
         for chunk in stream:
             if "error" in chunk:

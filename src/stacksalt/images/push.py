@@ -11,7 +11,8 @@ from stacksalt.images.definitions import Definitions
 from stacksalt.images.errors import ImagesError
 
 
-def credentials(defs: Definitions, password: str | None = None) -> dict[str, str]:
+def credentials(defs: Definitions, password: str | None = None,
+                consequence: str = "nothing was pushed") -> dict[str, str]:
     """{username, password} for docker:build:registry: user from docker:registry:user,
     password from the decrypted secret named by docker:registry:password_secret."""
     reg = defs.registry
@@ -19,20 +20,20 @@ def credentials(defs: Definitions, password: str | None = None) -> dict[str, str
         raise ImagesError(
             f"deployment {defs.deployment} has no registry credentials: no node has "
             "docker:registry with user and password_secret (include service.docker.registry "
-            "on the registry's node); nothing was pushed"
+            f"on the registry's node); {consequence}"
         )
     if password is None:
         try:
             values = secrets.decrypt_all(defs.deployment)
         except RuntimeError as exc:
             raise ImagesError(f"cannot decrypt the secrets of {defs.deployment}: {exc}; "
-                              "nothing was pushed") from exc
+                              f"{consequence}") from exc
         if reg.password_secret not in values:
             raise ImagesError(
                 f"{secrets.secrets_file(defs.deployment)}: has no secret "
                 f"'{reg.password_secret}' (named by docker:registry:password_secret in "
                 f"{reg.file}); add it (stacksalt secrets generate {defs.deployment} for a "
-                "test deployment); nothing was pushed"
+                f"test deployment); {consequence}"
             )
         password = values[reg.password_secret]
     return {"username": reg.user, "password": password}
