@@ -213,7 +213,7 @@ def test_image_scripts_pass_shellcheck():
 def test_cli_refuses_an_unknown_image_before_building(capsys):
     from stacksalt import cli
 
-    assert cli.main(["images", "build", "lab", "nosuch"]) == 1
+    assert cli.main(["-C", str(paths.example("lab")), "images", "build", "lab", "nosuch"]) == 1
     err = capsys.readouterr().err
     assert "deployment lab defines no image nosuch" in err
     assert "docker:build:image" in err

@@ -73,7 +73,7 @@ def _edit(inv: Path, rel: str, old: str, new: str) -> None:
 
 def _model_copy(tmp_path: Path) -> Path:
     inv = tmp_path / "reclass"
-    shutil.copytree(paths.reclass_dir(), inv)
+    shutil.copytree(paths.reclass_dir("lab"), inv)
     return inv
 
 
@@ -497,7 +497,8 @@ def test_build_changed_only_refuses_a_dead_registry_before_anything_is_built(cap
     from stacksalt import cli
 
     port = _free_port()  # nothing listens there
-    assert cli.main(["images", "build", "lab", "memcached", "--changed-only",
+    assert cli.main(["-C", str(paths.example("lab")), "images", "build", "lab", "memcached",
+                     "--changed-only",
                      "--registry", f"127.0.0.1:{port}"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"stacksalt images build: registry 127.0.0.1:{port} does not answer")

@@ -135,8 +135,8 @@ def test_cli_prints_the_plan(repo, capsys):
     changed = commit_change(repo, CLUSTER / "openstack" / "init.yml",
                             r"^(\s*nova_cpu_allocation_ratio:\s*)16\.0$", r"\g<1>4.0",
                             "nova_cpu_allocation_ratio 4.0")
-    assert cli_main(["upgrade", "plan", base, changed, "--deployment", DEPLOYMENT,
-                     "--repo", str(clone)]) == 0
+    assert cli_main(["-C", str(paths.example(DEPLOYMENT)), "upgrade", "plan", base, changed,
+                     "--deployment", DEPLOYMENT, "--repo", str(clone)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1] == ("deployment/nova-controller "
                       "(openstack/30-nova-controller/deployment-nova-controller.yaml):")
@@ -147,5 +147,6 @@ def test_cli_prints_the_plan(repo, capsys):
 
 def test_unknown_revision_is_refused(repo, capsys):
     clone, base = repo
-    assert cli_main(["upgrade", "plan", base, "no-such-rev", "--repo", str(clone)]) == 2
+    assert cli_main(["-C", str(paths.example(DEPLOYMENT)), "upgrade", "plan", base,
+                     "no-such-rev", "--repo", str(clone)]) == 2
     assert f"'no-such-rev' is not a commit of {clone}" in capsys.readouterr().out
