@@ -85,6 +85,13 @@ def _upgrade_plan(args: argparse.Namespace) -> int:
                      repo=args.repo)
 
 
+def _ci_run(args: argparse.Namespace) -> int:
+    from stacksalt.pipeline import cli as pipeline_cli
+
+    return pipeline_cli.main(args.deployment, args.from_rev, args.to_rev, args.report,
+                             args.ca_file, args.master_url)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stacksalt",
@@ -197,6 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
                    "deployment repository; the secrets always come from the deployment "
                    "repository)")
     p.set_defaults(func=_upgrade_plan)
+    ci = sub.add_parser("ci", help="the release pipeline").add_subparsers(
+        dest="ci_command", required=True
+    )
+    p = ci.add_parser(
+        "run", help="model check, image plan, build/scan/push, move the master, dry run, "
+        "report: what a push to the deployment repository triggers"
+    )
+    p.add_argument("--from", dest="from_rev", required=True, metavar="REV",
+                   help="the revision the master serves now (40 zeros: none)")
+    p.add_argument("--to", dest="to_rev", required=True, metavar="REV",
+                   help="the pushed revision (checked out here)")
+    p.add_argument("--report", type=Path, metavar="FILE", help="also write the JSON report here")
+    p.add_argument("--ca-file", type=Path, metavar="PEM",
+                   help="CA of the master's salt-api and the registry (default: system CAs)")
+    p.add_argument("--master-url", metavar="URL",
+                   help="salt-api address (default: from the model's salt:api)")
+    p.add_argument("--deployment", help=argparse.SUPPRESS)
+    p.set_defaults(func=_ci_run)
     return parser
 
 

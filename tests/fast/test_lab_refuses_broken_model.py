@@ -18,8 +18,7 @@ def test_lab_up_refuses_a_broken_model_before_docker(tmp_path, monkeypatch):
     broken.write_text(broken.read_text().replace(
         "salt_master_host: ${linux:network:host:cfg01:address}",
         "salt_master_host: ${linux:network:host:cfg99:address}"))
-    paths.activate(root)
-    monkeypatch.setattr(paths, "_active", root)  # undone after the test
+    monkeypatch.setattr(paths, "_active", root.resolve())  # the copy is the active repo
 
     def no_docker(*_a, **_k):
         raise AssertionError("lab up touched Docker with a broken model")
