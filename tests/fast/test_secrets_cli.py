@@ -244,7 +244,8 @@ def test_set_keeps_the_other_entries(root, monkeypatch, capsys, master):
 def test_reimporting_another_key_needs_replace(root, monkeypatch, capsys, master, other):
     config = secrets.config_file(DEPLOYMENT)
     config.parent.mkdir(parents=True)
-    config.write_text("deployment: {repo: ops/lab}\nsecrets: {note: kept}\n")
+    config.write_text("# the lab's settings\ndeployment: {repo: ops/lab}  # where it lives\n"
+                      "secrets:\n  note: kept\n")
     fpr = imported(monkeypatch, capsys, master)
     rc, _, err = run(monkeypatch, capsys, ["import-key", "-"], stdin=master[2])
     assert rc == 0, "the same key again is fine"
@@ -257,6 +258,8 @@ def test_reimporting_another_key_needs_replace(root, monkeypatch, capsys, master
     assert secrets.pinned_fingerprint(DEPLOYMENT) == other[1]
     assert yaml.safe_load(config.read_text()) == {
         "deployment": {"repo": "ops/lab"}, "secrets": {"note": "kept", "master_key": other[1]}}
+    assert config.read_text().startswith("# the lab's settings\n")
+    assert "# where it lives" in config.read_text()
 
 
 def filled(root, monkeypatch, capsys, master) -> dict[str, str]:

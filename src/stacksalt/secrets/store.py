@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import ruamel.yaml
 import yaml
 
 from stacksalt import paths
@@ -99,17 +101,23 @@ def pinned_fingerprint(deployment: str) -> str | None:
 
 
 def pin_fingerprint(deployment: str, fpr: str) -> None:
-    """Pin ``fpr`` under ``secrets:master_key``, keeping every other key of the file."""
+    """Pin ``fpr`` under ``secrets:master_key``, keeping every other key of the file and
+    its comments (ruamel.yaml's round trip: the file may be a hand-written one)."""
     fpr = fpr.replace(" ", "").upper()
+    path = config_file(deployment)
     if not FINGERPRINT.match(fpr):
-        raise SecretsError(f"{shown(config_file(deployment))}: {':'.join(PIN_KEY)}: "
+        raise SecretsError(f"{shown(path)}: {':'.join(PIN_KEY)}: "
                            f"{fpr!r} is not a 40-hex-digit gpg fingerprint")
-    data = _load_config(deployment)
-    data.setdefault(PIN_KEY[0], {})
-    if data[PIN_KEY[0]] is None:
+    _load_config(deployment)  # one-line errors for a broken file, before anything is written
+    rt = ruamel.yaml.YAML()
+    rt.preserve_quotes = True
+    data = (rt.load(path.read_text()) if path.exists() else None) or {}
+    if data.get(PIN_KEY[0]) is None:
         data[PIN_KEY[0]] = {}
     data[PIN_KEY[0]][PIN_KEY[1]] = fpr
-    write_atomic(config_file(deployment), yaml.safe_dump(data, sort_keys=False), 0o644)
+    out = io.StringIO()
+    rt.dump(data, out)
+    write_atomic(path, out.getvalue(), 0o644)
 
 
 def load_entries(deployment: str) -> dict[str, Any]:
