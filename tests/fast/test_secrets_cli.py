@@ -402,3 +402,20 @@ def test_a_failed_write_leaves_no_temporary_file_and_the_old_file(root):
         store.write_atomic(path, b"not text", 0o600)  # type: ignore[arg-type]
     assert path.read_text() == "old\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["README.md", path.name]
+
+
+def test_a_lab_keyring_from_before_the_pin_is_pinned_again(root, monkeypatch, capsys):
+    """A machine whose lab keyring was made before fingerprints were pinned: generate and
+    rotate pin its throwaway key; set (for real masters) still wants import-key."""
+    assert run(monkeypatch, capsys, ["generate", DEPLOYMENT])[0] == 0
+    fpr = secrets.pinned_fingerprint(DEPLOYMENT)
+    secrets.config_file(DEPLOYMENT).unlink()
+    rc, _, err = run(monkeypatch, capsys, ["set", "docker_registry_password"], stdin="x\n")
+    assert rc == 1 and "no master key is pinned" in err
+    rc, out, err = run(monkeypatch, capsys, ["rotate", "docker_registry_password"])
+    assert (rc, out) == (0, "rotated docker_registry_password\n"), err
+    assert secrets.pinned_fingerprint(DEPLOYMENT) == fpr
+    secrets.config_file(DEPLOYMENT).unlink()
+    assert run(monkeypatch, capsys, ["generate", DEPLOYMENT])[0] == 0
+    assert secrets.pinned_fingerprint(DEPLOYMENT) == fpr
+    assert run(monkeypatch, capsys, ["check"])[:2] == (0, "")
