@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,37 @@ def _secrets_generate(args: argparse.Namespace) -> int:
     from stacksalt import secrets
 
     return secrets.main_generate(deployment=args.deployment)
+
+
+def _secrets_import_key(args: argparse.Namespace) -> int:
+    from stacksalt import secrets
+
+    return secrets.main_import_key(args.deployment, args.file, replace=args.replace)
+
+
+def _secrets_set(args: argparse.Namespace) -> int:
+    from stacksalt import secrets
+
+    return secrets.main_set(args.deployment, args.name, force=args.force)
+
+
+def _secrets_rotate(args: argparse.Namespace) -> int:
+    from stacksalt import secrets
+
+    return secrets.main_rotate(args.deployment, args.name, from_stdin=args.stdin,
+                               force=args.force)
+
+
+def _secrets_list(args: argparse.Namespace) -> int:
+    from stacksalt import secrets
+
+    return secrets.main_list(args.deployment)
+
+
+def _secrets_check(args: argparse.Namespace) -> int:
+    from stacksalt import secrets
+
+    return secrets.main_check(args.deployment)
 
 
 def _images_build(args: argparse.Namespace) -> int:
@@ -144,6 +176,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("deployment", nargs="?", help="(default: the repository's)")
     p.set_defaults(func=_secrets_generate)
+    p = secrets.add_parser(
+        "import-key", help="import the salt master's public key (gpg --export --armor on the "
+        "master) and pin its fingerprint"
+    )
+    p.add_argument("file", nargs="?", metavar="FILE|-", help="armored public key (default: stdin)")
+    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
+    p.add_argument("--replace", action="store_true", help="pin this key instead of the pinned one")
+    p.set_defaults(func=_secrets_import_key)
+    p = secrets.add_parser(
+        "set", help="encrypt the value on stdin to the pinned master key as secrets:NAME"
+    )
+    p.add_argument("name", metavar="NAME", help="secret name (the value is read from stdin)")
+    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
+    p.add_argument("--force", action="store_true", help="also a name no node references")
+    p.set_defaults(func=_secrets_set)
+    p = secrets.add_parser(
+        "rotate", help="a new generated value for secrets:NAME (prints only the name)"
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
+    p.add_argument("--stdin", action="store_true", help="read the new value from stdin")
+    p.add_argument("--force", action="store_true", help="also a name no node references")
+    p.set_defaults(func=_secrets_rotate)
+    p = secrets.add_parser("list", help="secret names, who references them, which are missing")
+    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
+    p.set_defaults(func=_secrets_list)
+    p = secrets.add_parser(
+        "check", help="exit 1 if a secret is missing, does not parse or is not encrypted to the "
+        "pinned master key (a throwaway key's are also decrypted)"
+    )
+    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
+    p.set_defaults(func=_secrets_check)
 
     images = sub.add_parser("images", help="the deployment's container images").add_subparsers(
         dest="images_command", required=True
@@ -256,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`stacksalt secrets list | head`): as the Python docs advise,
+        # point stdout at devnull so the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     finally:
         paths.activate(previous)
 

@@ -1,0 +1,58 @@
+"""The entry point of `stacksalt ci run`: resolves the revisions and the master's salt-api
+from the deployment repository, then runs the pipeline (run.py)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from stacksalt import paths
+from stacksalt.deployment import Deployment
+from stacksalt.pipeline import run
+from stacksalt.pipeline.saltapi import SaltAPI
+
+PASSWORD_ENV = "STACKSALT_CI_PASSWORD_FILE"
+
+
+def _rev(root: Path, rev: str) -> str:
+    if rev == run.ZERO:
+        return rev
+    proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet",
+                           f"{rev}^{{commit}}"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise run.PipelineError(f"{rev!r} is not a commit of {root}: fetch it first")
+    return proc.stdout.strip()
+
+
+def api_settings(dep: Deployment) -> dict[str, Any]:
+    """salt:api of the deployment's salt master node: its address, port and CI user."""
+    for node in dep.node_names:
+        p = dep.parameters(node)
+        api = (p.get("salt") or {}).get("api") or {}
+        if (p.get("salt") or {}).get("master", {}).get("enabled") and api.get("enabled"):
+            address = p["linux"]["network"]["address"]
+            return {"url": f"https://{address}:{api['port']}", "user": api["ci_user"]}
+    raise run.PipelineError(f"deployment {dep.name}: no salt master node has salt:api:enabled "
+                            "(include system.salt.master.api on cfg01): the pipeline reaches "
+                            "the master only through salt-api")
+
+
+def main(deployment: str, from_rev: str, to_rev: str, report: Path | None,
+         ca: Path | None, master_url: str | None) -> int:
+    root = paths.deployment_root(deployment)
+    new, old = _rev(root, to_rev), _rev(root, from_rev)
+    head = _rev(root, "HEAD")
+    if head != new:
+        raise run.PipelineError(f"{root} is at {head[:12]}, not at --to {new[:12]}: check the "
+                                "pushed revision out first (with its submodule)")
+    settings = api_settings(Deployment.load(deployment))
+    password = run.read_password(PASSWORD_ENV)
+    if password is None:
+        raise run.PipelineError(f"${PASSWORD_ENV} is not set: the file holding the salt-api "
+                                f"password of {settings['user']!r}")
+    master = SaltAPI(master_url or settings["url"], settings["user"], password, ca)
+    result = run.run(deployment, old, new, master, Console(), report, ca)
+    return 0 if result.ok else 1
