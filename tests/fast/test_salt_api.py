@@ -1,0 +1,336 @@
+"""The salt formula's api role (salt-api, rest_cherrypy over TLS, eauth pam) on a lab copy
+whose salt master has it: what the states render, what Salt's own ACL code lets the CI
+user run, and what the model check refuses.
+
+The lab's classes do not have the role yet, so the tests wire it into a copy of the
+checkout (the cluster-level parameters a deployment sets, on cfg01) and render and
+check that copy, with its own throwaway secrets.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import salt.config
+import salt.utils.minions
+import yaml
+
+from stacksalt import paths, saltrender, secrets
+from stacksalt.deployment import Deployment
+from stacksalt.model import check as model_check
+from stacksalt.model.checks import schema
+from stacksalt.validate import collect
+
+pytestmark = pytest.mark.fast
+
+NODE = "cfg01.lab.local"
+USER = "stacksalt-ci"
+SECRET = "salt_api_ci_password_hash"
+NODE_FILE = Path("nodes/lab") / f"{NODE}.yml"
+# what a deployment adds to wire the role (the example the README gives)
+WIRING = {
+    "classes": ["system.salt.api.single", "system.salt.minion.ca.salt_api"],
+    "_param": {
+        "salt_api_host": "cfg01.${_param:cluster_domain}",
+        "salt_api_address": "${linux:network:host:cfg01:address}",
+        "salt_api_ci_password_hash_secret": SECRET,
+    },
+}
+SERVICE_CLASS = Path("classes/service/salt/api/init.yml")
+# where the key and certificate go (the formula's default; the model does not set it)
+PKI = yaml.safe_load((paths.formulas_dir() / "salt" / "defaults.yaml").read_text())[
+    "api"]["ssl"]["pki_dir"]
+
+
+def wire(inventory: Path) -> None:
+    """cfg01 of the copy gets salt-api and its certificate policy."""
+    path = inventory / NODE_FILE
+    data = yaml.safe_load(path.read_text())
+    data["classes"].extend(WIRING["classes"])
+    data["parameters"]["_param"].update(WIRING["_param"])
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def copy_checkout(root: Path) -> Path:
+    for part in ("reclass", "formulas"):
+        shutil.copytree(paths.repo_root() / part, root / part)
+    shutil.copytree(paths.pillar_dir(), root / "pillar",
+                    ignore=shutil.ignore_patterns("*.sls", "README.md"))
+    shutil.copy(paths.pillar_dir() / "top.sls", root / "pillar" / "top.sls")
+    shutil.copy(paths.repo_root() / "setup.cfg", root / "setup.cfg")
+    wire(root / "reclass")
+    return root
+
+
+@pytest.fixture(scope="module")
+def wired(tmp_path_factory) -> dict[str, Any]:
+    """The copy, rendered: cfg01's salt states, its compiled pillar (the CA's signing
+    policies), its model parameters and the decrypted secrets."""
+    root = copy_checkout(tmp_path_factory.mktemp("salt-api") / "repo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STACKSALT_ROOT", str(root))
+        secrets.generate("lab")
+        dep = Deployment.load("lab")
+        states = saltrender.show_sls(NODE, "lab", ["salt"])
+        pillar = saltrender.pillars("lab", [NODE])[NODE]
+        values = secrets.decrypt_all("lab")
+    return {"root": root, "params": dep.parameters(NODE), "states": states,
+            "pillar": pillar, "secrets": values}
+
+
+def call(states: dict, state_id: str) -> tuple[str, dict]:
+    assert state_id in states, f"{state_id} not rendered"
+    return next(collect.state_calls(states[state_id]))
+
+
+def api_config(wired) -> dict[str, Any]:
+    fun, args = call(wired["states"], "salt-api-config-file-managed")
+    assert fun == "file.serialize"
+    return args
+
+
+# -- what the states render ----------------------------------------------------------------
+
+
+def test_config_is_tls_on_the_model_port_with_the_model_acl(wired):
+    api = wired["params"]["salt"]["api"]
+    args = api_config(wired)
+    assert args["mode"] == "0600" and args["user"] == "root"
+    config = args["dataset"]
+    assert config["rest_cherrypy"] == {
+        "host": api["bind"]["address"], "port": api["bind"]["port"],
+        "ssl_crt": f"{PKI}/api.crt", "ssl_key": f"{PKI}/api.key"}
+    assert "disable_ssl" not in config["rest_cherrypy"]
+    assert config["netapi_enable_clients"] == ["local", "runner"]
+    # exactly the model's one user and its ACL, with pam
+    assert config["external_auth"] == {"pam": {USER: api["users"][USER]["acl"]}}
+    assert config["auth.pam.python"] == "/opt/salt/bin/python"
+
+
+def test_certificate_from_the_kubernetes_ca_under_the_nodes_own_policy(wired):
+    api = wired["params"]["salt"]["api"]
+    fun, cert = call(wired["states"], "salt-api-certificate-managed")
+    assert fun == "x509.certificate_managed"
+    assert cert["name"] == f"{PKI}/api.crt"
+    assert cert["private_key"] == f"{PKI}/api.key"
+    assert cert["signing_policy"] == "salt_api_cfg01"
+    assert cert["ca_server"] == NODE
+    assert cert["CN"] == NODE
+    assert cert["subjectAltName"] == f"DNS:{NODE}, DNS:cfg01, IP:{api['address']}"
+    # the CA minion's compiled pillar has that policy, pinning exactly what is asked
+    policy = wired["pillar"]["x509_signing_policies"]["salt_api_cfg01"]
+    assert policy["minions"] == NODE
+    assert (policy["CN"], policy["subjectAltName"]) == (cert["CN"], cert["subjectAltName"])
+    assert policy["signing_cert"] == "/etc/pki/ca/kubernetes/ca.crt"
+    assert policy["extendedKeyUsage"] == "serverAuth"
+    _, key = call(wired["states"], "salt-api-private-key-managed")
+    assert key["mode"] == "0600" and key["user"] == "root"
+
+
+def test_service_restarts_on_config_and_certificate_and_the_master_after_the_run(wired):
+    states = wired["states"]
+    _, svc = call(states, "salt-api-service-running")
+    assert {"file": "salt-api-config-file-managed"} in svc["watch"]
+    assert {"x509": "salt-api-certificate-managed"} in svc["watch"]
+    assert {"test": "salt-api-cherrypy-installed-checked"} in svc["require"]
+    assert {"user": f"salt-api-user-{USER}-present"} in svc["require"]
+    # external_auth is the master's: a changed file restarts it once the run has ended
+    _, config = call(states, "salt-api-config-file-managed")
+    assert {"cmd": "salt-master-service-restart-scheduled"} in config["onchanges_in"]
+    _, check = call(states, "salt-api-cherrypy-installed-checked")
+    assert "--versions-report" in check["unless"] and "cherrypy" in check["unless"]
+
+
+def test_the_ci_user_is_a_system_user_with_the_hash_from_the_secrets(wired):
+    _, user = call(wired["states"], f"salt-api-user-{USER}-present")
+    assert user["name"] == USER and user["system"] is True
+    assert user["shell"] == "/usr/sbin/nologin" and user["createhome"] is False
+    assert user["password"] == wired["secrets"][SECRET].strip()
+    assert user["password"].startswith("$6$")
+    # the hash reaches no other state (the config file names the user, not its password)
+    others = {k: v for k, v in wired["states"].items() if k != f"salt-api-user-{USER}-present"}
+    assert user["password"] not in repr(others)
+
+
+def test_the_cherrypy_check_fails_without_cherrypy_and_passes_with_it(wired):
+    """The check's command, run against this venv's salt-api (with CherryPy) and against
+    a salt-api whose report says it is not installed."""
+    import subprocess
+    import sys
+
+    _, check = call(wired["states"], "salt-api-cherrypy-installed-checked")
+    real = str(Path(sys.executable).with_name("salt-api"))
+    command = check["unless"].replace("/usr/bin/salt-api", real, 1)
+    assert subprocess.run(["sh", "-c", command]).returncode == 0
+    fake = wired["root"] / "salt-api-without-cherrypy"
+    fake.write_text("#!/bin/sh\nprintf 'Dependency Versions:\\n      cherrypy: Not Installed\\n'\n")
+    fake.chmod(0o755)
+    command = check["unless"].replace("/usr/bin/salt-api", str(fake), 1)
+    assert subprocess.run(["sh", "-c", command]).returncode != 0
+
+
+# -- what Salt lets the CI user run (Salt's own authorization code) ------------------------
+
+
+def ckminions(tmp_path: Path, minions: list[str]) -> salt.utils.minions.CkMinions:
+    """Salt's CkMinions over a master whose accepted minion keys are `minions`."""
+    opts = salt.config.master_config(None)
+    opts.update(pki_dir=str(tmp_path / "pki"), cachedir=str(tmp_path / "cache"),
+                sock_dir=str(tmp_path / "sock"), minion_data_cache=False)
+    (tmp_path / "pki" / "minions").mkdir(parents=True)
+    for minion in minions:
+        (tmp_path / "pki" / "minions" / minion).write_text("key")
+    return salt.utils.minions.CkMinions(opts)
+
+
+def loaded_acl(config: dict[str, Any], tmp_path: Path) -> list:
+    """The CI user's auth list as the master builds it from the rendered file (read back
+    through Salt's master config loader)."""
+    conf_dir = tmp_path / "etc"
+    (conf_dir / "master.d").mkdir(parents=True)
+    (conf_dir / "master").write_text("")
+    (conf_dir / "master.d" / "stacksalt-api.conf").write_text(yaml.safe_dump(config))
+    opts = salt.config.master_config(str(conf_dir / "master"))
+    assert opts["rest_cherrypy"]["ssl_crt"] == config["rest_cherrypy"]["ssl_crt"]
+    assert opts["netapi_enable_clients"] == ["local", "runner"]
+    ck = salt.utils.minions.CkMinions(opts)
+    return ck.fill_auth_list(opts["external_auth"]["pam"], USER, [])
+
+
+def kw(**kwargs) -> dict[str, Any]:
+    return {"__kwarg__": True, **kwargs}
+
+
+# (function, its args as the master receives them, allowed)
+MINION_CALLS = [
+    ("state.apply", [kw(test=True)], True),
+    ("state.apply", ["kubernetes.master", kw(test=True)], True),
+    # the args as the master sees them: test given as a string, or not at all
+    ("state.apply", [kw(test="True")], True),
+    ("state.apply", [kw(test=False)], False),
+    ("state.apply", [], False),
+    ("state.apply", ["test=True"], False),  # unparsed: the master cannot tell; refused
+    ("state.apply", [kw(test=1)], False),
+    ("state.sls", [kw(test=True)], False),
+    ("state.highstate", [kw(test=True)], False),
+    ("saltutil.refresh_pillar", [], True),
+    ("saltutil.sync_all", [], True),
+    ("saltutil.sync_all_extra", [], False),  # anchored: no prefix match
+    ("saltutilXsync_all", [], False),  # escaped: `.` is no wildcard
+    ("cmd.run", ["id"], False),
+    ("test.ping", [], False),
+    ("file.write", ["/etc/passwd", "x"], False),
+]
+RUNNERS = [
+    ("stacksalt_ci.checkout", True),
+    ("stacksalt_ci.move_checkout", True),
+    ("stacksalt_cix.checkout", False),
+    ("salt.cmd", False),
+    ("state.orchestrate", False),
+    ("jobs.list_jobs", False),
+]
+WHEELS = ["key.accept", "key.delete", "config.values", "file_roots.write"]
+
+
+def decisions(ck, auth_list, minions) -> dict[str, bool]:
+    out = {}
+    for fun, args, _ in MINION_CALLS:
+        out[f"{fun} {args}"] = bool(ck.auth_check(auth_list, fun, args, "*", minions=minions))
+    for fun, _ in RUNNERS:
+        out[f"runner {fun}"] = ck.runner_check(auth_list, fun, {}) is True
+    for fun in WHEELS:
+        out[f"wheel {fun}"] = ck.wheel_check(auth_list, fun, {}) is True
+    return out
+
+
+EXPECTED = {
+    **{f"{fun} {args}": allowed for fun, args, allowed in MINION_CALLS},
+    **{f"runner {fun}": allowed for fun, allowed in RUNNERS},
+    **{f"wheel {fun}": False for fun in WHEELS},
+}
+
+
+def test_salt_allows_the_ci_user_exactly_the_pipeline_calls(wired, tmp_path):
+    minions = Deployment.load("lab").node_names
+    ck = ckminions(tmp_path / "master", minions)
+    auth_list = loaded_acl(api_config(wired)["dataset"], tmp_path)
+    assert decisions(ck, auth_list, minions) == EXPECTED
+    # a user the file does not name gets nothing
+    assert ck.fill_auth_list({USER: auth_list}, "someone-else", []) == []
+
+
+@pytest.mark.parametrize(("acl", "wrongly_allowed"), [
+    # the documentation's plain names: prefix matches, `.` a wildcard
+    ([{"*": [{"state.apply": {"kwargs": {"test": "True"}}}, "saltutil.refresh_pillar",
+             "saltutil.sync_all"]}, {"@runner": ["stacksalt_ci.*"]}],
+     {"saltutil.sync_all_extra []", "saltutilXsync_all []", "runner stacksalt_cix.checkout"}),
+    # state.apply without the argument rule: a real run
+    ([{"*": ["state\\.apply$", "saltutil\\.refresh_pillar$", "saltutil\\.sync_all$"]},
+      {"@runner": ["stacksalt_ci\\.[a-z_]+$"]}],
+     {"state.apply [{'__kwarg__': True, 'test': False}]", "state.apply []",
+      "state.apply ['test=True']", "state.apply [{'__kwarg__': True, 'test': 1}]"}),
+    # a bare '@runner' and '@wheel'
+    ([{"*": [{"state\\.apply$": {"kwargs": {"test": "True$"}}}]}, "@runner", "@wheel"],
+     {"runner stacksalt_cix.checkout", "runner salt.cmd", "runner state.orchestrate",
+      "runner jobs.list_jobs", *(f"wheel {w}" for w in WHEELS)}),
+])
+def test_a_looser_acl_is_caught(acl, wrongly_allowed, tmp_path):
+    """Negative controls: the same check on looser ACLs finds exactly what they let in
+    (and the model's ACL is not one of them: the test above)."""
+    minions = Deployment.load("lab").node_names
+    ck = ckminions(tmp_path / "master", minions)
+    got = decisions(ck, ck.fill_auth_list({USER: acl}, USER, []), minions)
+    allowed_too_much = {k for k, v in got.items() if v and not EXPECTED[k]}
+    assert wrongly_allowed <= allowed_too_much, allowed_too_much
+
+
+# -- what the model check refuses ----------------------------------------------------------
+
+
+def schema_errors(inventory: Path) -> list[str]:
+    return [str(e) for e in model_check.check(inventory, "lab") if e.kind == schema.KIND]
+
+
+def edit_acl(inventory: Path, change) -> None:
+    path = inventory / SERVICE_CLASS
+    data = yaml.safe_load(path.read_text())
+    change(data["parameters"]["salt"]["api"]["users"][USER]["acl"])
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@pytest.fixture
+def inventory(tmp_path) -> Path:
+    """A wired copy of the model beside the checkout's formulas (their schemas)."""
+    shutil.copytree(paths.reclass_dir(), tmp_path / "reclass")
+    (tmp_path / "formulas").symlink_to(paths.formulas_dir())
+    wire(tmp_path / "reclass")
+    return tmp_path / "reclass"
+
+
+def test_the_wired_model_checks_clean(inventory):
+    assert model_check.check(inventory, "lab") == []
+
+
+ACL_KEY = "classes/service/salt/api/init.yml: parameters:salt:api:users:stacksalt-ci:acl"
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda acl: acl.append("@wheel"), ACL_KEY + ":2: '@wheel' is not a mapping"),
+    (lambda acl: acl.append({"@wheel": [".*"]}), ACL_KEY + ":2:@wheel: name '@wheel' is not allowed"),
+    (lambda acl: acl.append({"@jobs": [".*"]}), ACL_KEY + ":2:@jobs: name '@jobs' is not allowed"),
+    # a function on every minion (a bare string entry)
+    (lambda acl: acl.insert(0, ".*"), ACL_KEY + ":0: '.*' is not a mapping"),
+    # a YAML boolean: Salt matches str(value) with re.match(True, ...), which never matches
+    (lambda acl: acl[0]["*"][0]["state\\.apply$"]["kwargs"].update(test=True),
+     ACL_KEY + ":0:*:0:state\\.apply$:kwargs:test: True is not a string or null"),
+    # a regex that does not compile: Salt logs it and skips it
+    (lambda acl: acl[1]["@runner"].append("stacksalt_ci\\.("), ACL_KEY + ":1:@runner:1: 'stacksalt_ci\\\\.(' is not a regex"),
+])
+def test_a_wrong_acl_is_refused_naming_file_and_key(inventory, change, expected):
+    edit_acl(inventory, change)
+    errors = schema_errors(inventory)
+    assert any(expected in e for e in errors), errors
+
