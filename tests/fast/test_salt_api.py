@@ -319,7 +319,8 @@ ACL_KEY = "classes/service/salt/api/init.yml: parameters:salt:api:users:stacksal
 
 @pytest.mark.parametrize(("change", "expected"), [
     (lambda acl: acl.append("@wheel"), ACL_KEY + ":2: '@wheel' is not a mapping"),
-    (lambda acl: acl.append({"@wheel": [".*"]}), ACL_KEY + ":2:@wheel: name '@wheel' is not allowed"),
+    (lambda acl: acl.append({"@wheel": [".*"]}),
+     ACL_KEY + ":2:@wheel: name '@wheel' is not allowed"),
     (lambda acl: acl.append({"@jobs": [".*"]}), ACL_KEY + ":2:@jobs: name '@jobs' is not allowed"),
     # a function on every minion (a bare string entry)
     (lambda acl: acl.insert(0, ".*"), ACL_KEY + ":0: '.*' is not a mapping"),
@@ -327,7 +328,8 @@ ACL_KEY = "classes/service/salt/api/init.yml: parameters:salt:api:users:stacksal
     (lambda acl: acl[0]["*"][0]["state\\.apply$"]["kwargs"].update(test=True),
      ACL_KEY + ":0:*:0:state\\.apply$:kwargs:test: True is not a string or null"),
     # a regex that does not compile: Salt logs it and skips it
-    (lambda acl: acl[1]["@runner"].append("stacksalt_ci\\.("), ACL_KEY + ":1:@runner:1: 'stacksalt_ci\\\\.(' is not a regex"),
+    (lambda acl: acl[1]["@runner"].append("stacksalt_ci\\.("),
+     ACL_KEY + ":1:@runner:1: 'stacksalt_ci\\\\.(' is not a regex"),
 ])
 def test_a_wrong_acl_is_refused_naming_file_and_key(inventory, change, expected):
     edit_acl(inventory, change)
