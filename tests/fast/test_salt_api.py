@@ -10,6 +10,9 @@ check that copy, with its own throwaway secrets.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +69,7 @@ def copy_checkout(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def wired(tmp_path_factory) -> dict[str, Any]:
+def wired(tmp_path_factory) -> Iterator[dict[str, Any]]:
     """The copy, rendered: cfg01's salt states, its compiled pillar (the CA's signing
     policies), its model parameters and the decrypted secrets."""
     root = copy_checkout(tmp_path_factory.mktemp("salt-api") / "repo")
@@ -77,8 +80,11 @@ def wired(tmp_path_factory) -> dict[str, Any]:
         states = saltrender.show_sls(NODE, "lab", ["salt"])
         pillar = saltrender.pillars("lab", [NODE])[NODE]
         values = secrets.decrypt_all("lab")
-    return {"root": root, "params": dep.parameters(NODE), "states": states,
-            "pillar": pillar, "secrets": values}
+    yield {"root": root, "params": dep.parameters(NODE), "states": states,
+           "pillar": pillar, "secrets": values}
+    # the gpg-agent that gpg started for the copy's keyring
+    subprocess.run(["gpgconf", "--homedir", str(root / ".stacksalt" / "lab" / "gpgkeys"),
+                    "--kill", "gpg-agent"], check=False, capture_output=True)
 
 
 def call(states: dict, state_id: str) -> tuple[str, dict]:
@@ -158,9 +164,6 @@ def test_the_ci_user_is_a_system_user_with_the_hash_from_the_secrets(wired):
 def test_the_cherrypy_check_fails_without_cherrypy_and_passes_with_it(wired):
     """The check's command, run against this venv's salt-api (with CherryPy) and against
     a salt-api whose report says it is not installed."""
-    import subprocess
-    import sys
-
     _, check = call(wired["states"], "salt-api-cherrypy-installed-checked")
     real = str(Path(sys.executable).with_name("salt-api"))
     command = check["unless"].replace("/usr/bin/salt-api", real, 1)
@@ -336,3 +339,111 @@ def test_a_wrong_acl_is_refused_naming_file_and_key(inventory, change, expected)
     errors = schema_errors(inventory)
     assert any(expected in e for e in errors), errors
 
+
+
+# -- salt-api itself, with the rendered file -----------------------------------------------
+
+
+def make_certificates(where: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a serving certificate for 127.0.0.1 signed by it (cryptography)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(subject, issuer, key, sign_key, ca, san=None):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return builder.sign(sign_key, hashes.SHA256())
+
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test kubernetes CA")])
+    ca = cert(ca_name, ca_name, ca_key, ca_key, True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    server = cert(name, ca_name, key, ca_key, False,
+                  [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    where.mkdir(parents=True, mode=0o700)
+    paths_ = where / "ca.crt", where / "api.crt", where / "api.key"
+    paths_[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths_[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    paths_[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                            serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()))
+    paths_[2].chmod(0o600)
+    return paths_
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_salt_api_serves_the_rendered_config_over_tls_only(wired, tmp_path):
+    """The venv's real salt-api with the rendered file (host, port and certificate paths
+    moved to this machine): it serves HTTPS with that certificate, which verifies against
+    its CA, and answers plain HTTP with no API. (Which clients it serves and who may run
+    what is the master's part: the tests above, with Salt's own loader and ACL code.)"""
+    import time
+
+    import requests
+
+    ca, crt, key = make_certificates(tmp_path / "pki")
+    port = free_port()
+    config = api_config(wired)["dataset"]
+    config["rest_cherrypy"].update(host="127.0.0.1", port=port, ssl_crt=str(crt),
+                                   ssl_key=str(key))
+    etc = tmp_path / "etc"
+    (etc / "master.d").mkdir(parents=True)
+    (etc / "master").write_text(yaml.safe_dump({
+        "root_dir": str(tmp_path / "root"), "api_pidfile": str(tmp_path / "api.pid"),
+        "api_logfile": str(tmp_path / "api.log"), "log_level_logfile": "info"}))
+    (etc / "master.d" / "stacksalt-api.conf").write_text(yaml.safe_dump(config))
+    salt_api = Path(sys.executable).with_name("salt-api")
+    proc = subprocess.Popen([str(salt_api), "-c", str(etc), "-l", "warning"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"https://127.0.0.1:{port}/"
+    try:
+        answer = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                answer = requests.get(url, verify=str(ca), timeout=5,
+                                      headers={"Accept": "application/json"})
+                break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        assert answer is not None, f"salt-api did not serve {url}: {proc.poll()} " + (
+            (tmp_path / "api.log").read_text() if (tmp_path / "api.log").exists() else "")
+        assert answer.status_code == 200 and answer.json()["return"] == "Welcome"
+        # the certificate it serves is the one the file names
+        import ssl
+
+        served = ssl.get_server_certificate(("127.0.0.1", port))
+        assert served.strip() == crt.read_text().strip()
+        # no plaintext API on the port
+        try:
+            plain = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+            assert plain.status_code != 200 and "Welcome" not in plain.text
+        except requests.ConnectionError:
+            pass
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
