@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -447,3 +448,114 @@ def test_salt_api_serves_the_rendered_config_over_tls_only(wired, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# a stand-in for the pipeline's runner module (the lead's stacksalt_ci), so that an
+# authorized runner call has something to run
+RUNNER = '''
+def checkout(rev="HEAD"):
+    return {"checked_out": rev}
+'''
+
+
+def test_the_master_and_salt_api_enforce_the_acl_over_https(wired, tmp_path):
+    """A real salt-master and salt-api on loopback with the rendered file: the user logs in
+    over HTTPS and gets exactly what the ACL allows. The eauth backend is Salt's `file`
+    (a throwaway user list) instead of pam, which would need a system user on this
+    machine; the ACL, the clients and the master's authorization are the rendered ones."""
+    import time
+
+    import requests
+
+    ca, crt, key = make_certificates(tmp_path / "pki")
+    config = api_config(wired)["dataset"]
+    acl = config["external_auth"]["pam"][USER]
+    users = tmp_path / "users.txt"
+    users.write_text(f"{USER}:throwaway-password\n")
+    users.chmod(0o600)
+    runners = tmp_path / "runners"
+    runners.mkdir()
+    (runners / "stacksalt_ci.py").write_text(RUNNER)
+    port = free_port()
+    short_root = tempfile.mkdtemp(prefix="sa-", dir="/tmp")
+    master = {
+        **config,
+        # a short root: the master's unix sockets live under it (108 bytes at most)
+        "root_dir": short_root, "user": "root", "interface": "127.0.0.1",
+        "publish_port": free_port(), "ret_port": free_port(), "runner_dirs": [str(runners)],
+        "log_file": str(tmp_path / "master.log"), "api_pidfile": str(tmp_path / "api.pid"),
+        "api_logfile": str(tmp_path / "api.log"),
+        "rest_cherrypy": {**config["rest_cherrypy"], "host": "127.0.0.1", "port": port,
+                          "ssl_crt": str(crt), "ssl_key": str(key)},
+        "external_auth": {"file": {"^filename": str(users), "^filetype": "text", USER: acl}},
+    }
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "master").write_text(yaml.safe_dump(master))
+    bindir = Path(sys.executable).parent
+    procs = [subprocess.Popen([str(bindir / name), "-c", str(etc), "-l", "error"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for name in ("salt-master", "salt-api")]
+    url = f"https://127.0.0.1:{port}"
+    try:
+        login = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+            try:
+                login = requests.post(f"{url}/login", verify=str(ca), timeout=10, json={
+                    "username": USER, "password": "throwaway-password", "eauth": "file"})
+                if login.status_code != 503:  # 503: the master is not up yet
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        assert login is not None and login.status_code == 200, (
+            login and login.status_code, [p.poll() for p in procs])
+        token = login.json()["return"][0]["token"]
+
+        def run(low: dict) -> int:
+            answer = requests.post(url, json=[low], verify=str(ca), timeout=60,
+                                   headers={"X-Auth-Token": token,
+                                            "Accept": "application/json"})
+            if answer.status_code == 200 and low["client"] == "runner":
+                assert answer.json()["return"] == [{"checked_out": "abc123"}]
+            return answer.status_code
+
+        local = {"client": "local", "tgt": "*"}
+        got = {
+            "state.apply test=True": run({**local, "fun": "state.apply",
+                                          "kwarg": {"test": True}}),
+            "state.apply test=False": run({**local, "fun": "state.apply",
+                                           "kwarg": {"test": False}}),
+            "state.apply": run({**local, "fun": "state.apply"}),
+            "saltutil.refresh_pillar": run({**local, "fun": "saltutil.refresh_pillar"}),
+            "saltutil.sync_all": run({**local, "fun": "saltutil.sync_all"}),
+            "cmd.run": run({**local, "fun": "cmd.run", "arg": ["id"]}),
+            "runner stacksalt_ci.checkout": run({"client": "runner",
+                                                 "fun": "stacksalt_ci.checkout",
+                                                 "kwarg": {"rev": "abc123"}}),
+            "runner salt.cmd": run({"client": "runner", "fun": "salt.cmd",
+                                    "arg": ["cmd.run", "id"]}),
+            "wheel key.list_all": run({"client": "wheel", "fun": "key.list_all"}),
+        }
+        assert got == {
+            # allowed (no minion is connected here: nothing is sent, the call succeeds)
+            "state.apply test=True": 200, "saltutil.refresh_pillar": 200,
+            "saltutil.sync_all": 200, "runner stacksalt_ci.checkout": 200,
+            # the ACL refuses (401), the disabled client is refused before it (400)
+            "state.apply test=False": 401, "state.apply": 401, "cmd.run": 401,
+            "runner salt.cmd": 401, "wheel key.list_all": 400,
+        }
+        wrong = requests.post(f"{url}/login", verify=str(ca), timeout=10, json={
+            "username": USER, "password": "not-the-password", "eauth": "file"})
+        assert wrong.status_code == 401
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(short_root, ignore_errors=True)
