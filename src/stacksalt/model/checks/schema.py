@@ -19,7 +19,8 @@ Errors (kind ``schema``) are one line each, naming the file and key the operator
 value that comes in through a reference (``replicas: ${_param:keystone_replicas}``) is
 blamed on the class that sets the parameter; an unknown key on the file that sets it; a
 missing key on the file that sets its parent. Formats: ``ip-address`` (an IPv4 or IPv6
-address) and ``ip-network`` (a CIDR, host bits zero).
+address), ``ip-network`` (a CIDR, host bits zero) and ``regex`` (a Python regular
+expression, as Salt's ACL matching compiles it).
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def _is_network(value: object) -> bool:
     if isinstance(value, str) and "/" not in value:
         raise ValueError("no prefix length")
     return not isinstance(value, str) or bool(ipaddress.ip_network(value, strict=True))
+
+
+@FORMATS.checks("regex", raises=re.error)
+def _is_regex(value: object) -> bool:
+    return not isinstance(value, str) or bool(re.compile(value))
 
 
 class SchemaFileError(ValueError):
@@ -120,8 +126,14 @@ def _messages(error: jsonschema.ValidationError) -> Iterator[tuple[list[str], st
     path = [str(p) for p in error.absolute_path]
     validator, value = error.validator, error.instance
     if "propertyNames" in error.schema_path:  # a key of a map of names (value: the key)
-        rule = f"does not match {error.validator_value}" if validator == "pattern" else \
-            "is not a string"
+        if validator == "pattern":
+            rule = f"does not match {error.validator_value}"
+        elif validator == "not":
+            rule = "is not allowed here"
+        elif validator == "format":
+            rule = f"is not a {str(error.validator_value).replace('-', ' ')}"
+        else:
+            rule = "is not a string"
         yield [*path, str(value)], f"name {short(value)} {rule}", False
     elif validator == "additionalProperties" and isinstance(value, dict):
         known = error.schema.get("properties", {})
@@ -138,13 +150,23 @@ def _messages(error: jsonschema.ValidationError) -> Iterator[tuple[list[str], st
         yield [*path, missing], "is required and not set", False
     elif validator == "format":
         what = str(error.validator_value).replace("-", " ")
-        yield path, f"{short(value)} is not an {what}", True
+        yield path, f"{short(value)} is not {'an' if what[0] in 'aeiou' else 'a'} {what}", True
     elif validator == "type":
         what = _expected(error.schema)
-        yield path, f"{short(value)} is not {'an' if what[0] in 'aeiou' else 'a'} {what}", True
+        if not what.startswith(("a ", "an ")):
+            what = f"{'an' if what[0] in 'aeiou' else 'a'} {what}"
+        yield path, f"{short(value)} is not {what}", True
     elif validator in ("anyOf", "oneOf"):
-        kinds = " or ".join(_expected(s) for s in error.validator_value)
-        yield path, f"{short(value)} is not {kinds}", True
+        # the branches the value has the type of, and what is wrong inside them
+        inner = [e for e in error.context or []
+                 if not (e.validator == "type" and list(e.absolute_path) == list(
+                     error.absolute_path))]
+        if inner:
+            for sub in inner:
+                yield from _messages(sub)
+        else:
+            kinds = " or ".join(_expected(s) for s in error.validator_value)
+            yield path, f"{short(value)} is not {kinds}", True
     elif validator in ("minimum", "maximum"):
         low, high = error.schema.get("minimum", "-"), error.schema.get("maximum", "")
         yield path, f"{short(value)} is out of range ({low}..{high})", True
