@@ -27,6 +27,7 @@ from stacksalt.deployment import Deployment
 from stacksalt.model import check as model_check
 from stacksalt.model.checks import schema
 from stacksalt.validate import collect
+from tests.trees import combined_inventory, copy_deployment
 
 pytestmark = pytest.mark.fast
 
@@ -59,12 +60,10 @@ def wire(inventory: Path) -> None:
 
 
 def copy_checkout(root: Path) -> Path:
-    for part in ("reclass", "formulas"):
-        shutil.copytree(paths.repo_root() / part, root / part)
-    shutil.copytree(paths.pillar_dir(), root / "pillar",
-                    ignore=shutil.ignore_patterns("*.sls", "README.md"))
-    shutil.copy(paths.pillar_dir() / "top.sls", root / "pillar" / "top.sls")
-    shutil.copy(paths.repo_root() / "setup.cfg", root / "setup.cfg")
+    """A copy of the lab's deployment repository, wired, with no secrets yet."""
+    copy_deployment("lab", root)
+    for sls in (root / "pillar" / "secrets").glob("*.sls"):
+        sls.unlink()
     wire(root / "reclass")
     return root
 
@@ -75,7 +74,7 @@ def wired(tmp_path_factory) -> Iterator[dict[str, Any]]:
     policies), its model parameters and the decrypted secrets."""
     root = copy_checkout(tmp_path_factory.mktemp("salt-api") / "repo")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STACKSALT_ROOT", str(root))
+        mp.setattr(paths, "_active", root.resolve())
         secrets.generate("lab")
         dep = Deployment.load("lab")
         states = saltrender.show_sls(NODE, "lab", ["salt"])
@@ -84,7 +83,7 @@ def wired(tmp_path_factory) -> Iterator[dict[str, Any]]:
     yield {"root": root, "params": dep.parameters(NODE), "states": states,
            "pillar": pillar, "secrets": values}
     # the gpg-agent that gpg started for the copy's keyring
-    subprocess.run(["gpgconf", "--homedir", str(root / ".stacksalt" / "lab" / "gpgkeys"),
+    subprocess.run(["gpgconf", "--homedir", str(root / ".stacksalt" / "gpgkeys"),
                     "--kill", "gpg-agent"], check=False, capture_output=True)
 
 
@@ -308,10 +307,9 @@ def edit_acl(inventory: Path, change) -> None:
 @pytest.fixture
 def inventory(tmp_path) -> Path:
     """A wired copy of the model beside the checkout's formulas (their schemas)."""
-    shutil.copytree(paths.reclass_dir(), tmp_path / "reclass")
-    (tmp_path / "formulas").symlink_to(paths.formulas_dir())
-    wire(tmp_path / "reclass")
-    return tmp_path / "reclass"
+    inventory = combined_inventory(tmp_path)
+    wire(inventory)
+    return inventory
 
 
 def test_the_wired_model_checks_clean(inventory):
