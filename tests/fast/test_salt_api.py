@@ -33,7 +33,7 @@ pytestmark = pytest.mark.fast
 
 NODE = "cfg01.lab.local"
 USER = "stacksalt-ci"
-SECRET = "salt_api_ci_password_hash"
+SECRET = "salt_api_ci_password"
 NODE_FILE = Path("nodes/lab") / f"{NODE}.yml"
 # what a deployment adds to wire the role (the example the README gives)
 WIRING = {
@@ -41,7 +41,7 @@ WIRING = {
     "_param": {
         "salt_api_host": "cfg01.${_param:cluster_domain}",
         "salt_api_address": "${linux:network:host:cfg01:address}",
-        "salt_api_ci_password_hash_secret": SECRET,
+        "salt_api_ci_password_secret": SECRET,
     },
 }
 SERVICE_CLASS = Path("classes/service/salt/api/init.yml")
@@ -150,13 +150,13 @@ def test_service_restarts_on_config_and_certificate_and_the_master_after_the_run
     assert "--versions-report" in check["unless"] and "cherrypy" in check["unless"]
 
 
-def test_the_ci_user_is_a_system_user_with_the_hash_from_the_secrets(wired):
+def test_the_ci_user_is_a_system_user_with_the_password_from_the_secrets(wired):
     _, user = call(wired["states"], f"salt-api-user-{USER}-present")
     assert user["name"] == USER and user["system"] is True
     assert user["shell"] == "/usr/sbin/nologin" and user["createhome"] is False
     assert user["password"] == wired["secrets"][SECRET].strip()
-    assert user["password"].startswith("$6$")
-    # the hash reaches no other state (the config file names the user, not its password)
+    assert user["hash_password"] is True and not user["password"].startswith("$")
+    # the password reaches no other state (the config file names the user, not its password)
     others = {k: v for k, v in wired["states"].items() if k != f"salt-api-user-{USER}-present"}
     assert user["password"] not in repr(others)
 

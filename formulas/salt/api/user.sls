@@ -1,6 +1,8 @@
 {#- The system users salt-api authenticates with PAM (eauth pam). Each has no shell and no
     home; its password is never in the model: `password_secret` names an entry of the
-    deployment's gpg-encrypted secrets pillar holding its crypt(3) hash. #}
+    deployment's gpg-encrypted secrets pillar holding it in clear (the CI logs in with it),
+    which user.present hashes with hash_password (re-using the salt of the hash in
+    /etc/shadow, so a second run changes nothing). #}
 {%- from "salt/map.jinja" import api with context %}
 {%- set secrets = salt['pillar.get']('secrets', {}) %}
 {%- if not api.users %}
@@ -25,4 +27,5 @@ salt-api-user-{{ name }}-present:
     - createhome: false
     - shell: {{ api.user_shell }}
     - password: {{ secrets[user.password_secret] | string | trim | json }}
+    - hash_password: true
 {%- endfor %}
