@@ -8,6 +8,7 @@
     'file_roots': {'base': master.file_roots},
     'pillar_roots': {'base': master.pillar_roots},
     'pillar_dirs': master.pillar_dirs,
+    'runner_dirs': master.runner_dirs,
     'ext_pillar': [{'reclass': master.reclass}, {'stacksalt_secrets': master.secrets},
                    {'stacksalt_signing_policies': {}}],
     'master_tops': {'reclass': master.reclass},
