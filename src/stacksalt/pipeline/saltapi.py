@@ -38,11 +38,13 @@ class SaltAPI:
         except requests.exceptions.RequestException as exc:
             raise SaltAPIError(f"salt-api {self.url} does not answer ({exc.__class__.__name__})"
                                "; is salt-api running on the master?") from None
-        if resp.status_code == 401:
-            raise SaltAPIError(f"salt-api {self.url}: login of {self.user!r} refused (401)")
-        if resp.status_code == 403:
-            raise SaltAPIError(f"salt-api {self.url}: {self.user!r} may not call {body!r} "
-                               "(403: not in its external_auth ACL)")
+        if resp.status_code in (401, 403) and not token:
+            raise SaltAPIError(f"salt-api {self.url}: login of {self.user!r} refused "
+                               f"({resp.status_code}): check its password")
+        if resp.status_code in (401, 403):
+            funs = [low.get("fun") for low in body] if isinstance(body, list) else body
+            raise SaltAPIError(f"salt-api {self.url}: {self.user!r} may not call {funs} "
+                               f"({resp.status_code}: not in its external_auth ACL)")
         if resp.status_code >= 400:
             raise SaltAPIError(f"salt-api {self.url}{path}: HTTP {resp.status_code}: "
                                f"{resp.text[:300]}")
