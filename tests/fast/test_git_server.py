@@ -41,6 +41,10 @@ class Recorder(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802
         query = parse_qs(urlparse(self.path).query)
+        if "name" in query and "name" not in query.get("field", ["name"]):
+            # as Buildbot's REST API answers
+            self._reply(400, b'{"error": "cannot filter on un-selected fields"}')
+            return
         found = query.get("name") == ["deployment"]
         body = {"builders": [{"builderid": BUILDER_ID}] if found else [], "meta": {}}
         self._reply(200, json.dumps(body, indent=4).encode())
