@@ -125,8 +125,8 @@ def test_sshd_takes_only_keys_for_the_push_account(rendered):
 def test_bare_repository_and_its_hook(rendered):
     _, states, script = rendered
     fun, repo = call(states, "git-server-repository-deployment-present")
-    assert (fun, repo["name"], repo["bare"], repo["user"]) == ("git.present",
-                                                                "/srv/git/deployment.git", True, "git")
+    assert (fun, repo["name"]) == ("git.present", "/srv/git/deployment.git")
+    assert (repo["bare"], repo["user"]) == (True, "git")
     _, hook = call(states, gitserver.HOOK_STATE)
     assert hook["name"] == "/srv/git/deployment.git/hooks/post-receive"
     assert hook["mode"] == "0755"
