@@ -9,20 +9,25 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import gnupg
 import yaml
 
-from stacksalt import paths, saltrender
+from stacksalt import paths, saltrender, secrets
 
 NODE = "cfg01.lab.local"
 # a real key shape (the schema checks it); nobody holds its private half
 ADMIN_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq1ZCu8zD3Yb0nq0cG1yYbq6v2z6m2F9m5r2Yb7f7aQ "
              "admin@example")
 HOOK_STATE = "git-server-repository-deployment-post-receive-hook-managed"
+NETRC_STATE = "git-server-repository-deployment-buildbot-netrc-managed"
+HOOK_USER = "git-server"
+HOOK_SECRET = "buildbot_change_hook_password"
 
 
-def checkout(root: Path, params: dict[str, Any]) -> Path:
+def checkout(root: Path, params: dict[str, Any], password: str = "hook-pass-1") -> Path:
     """A copy of formulas, model and pillar under root, cfg01 with system.git.server.single
-    and the cluster-level parameters ``params`` (what a cluster class would set)."""
+    and the cluster-level parameters ``params`` (what a cluster class would set), and the
+    change hook's password in its secrets."""
     for part in ("formulas", "reclass", "pillar"):
         shutil.copytree(paths.repo_root() / part, root / part,
                         ignore=shutil.ignore_patterns("__pycache__"))
@@ -31,7 +36,21 @@ def checkout(root: Path, params: dict[str, Any]) -> Path:
     data["classes"].append("system.git.server.single")
     data["parameters"]["_param"].update(params)
     node.write_text(yaml.safe_dump(data))
+    add_secret(root, HOOK_SECRET, password)
     return root
+
+
+def add_secret(root: Path, name: str, value: str) -> None:
+    """``name`` encrypted to the lab's key in the copy's secrets file (what `stacksalt
+    secrets generate` adds once a cluster class references it)."""
+    path = root / "pillar" / "secrets" / "lab.sls"
+    data = yaml.safe_load(path.read_text().removeprefix(secrets.HEADER))
+    gpg = gnupg.GPG(gnupghome=str(secrets.keyring_dir("lab")))
+    enc = gpg.encrypt(value, secrets.ensure_key("lab"), always_trust=True, armor=True)
+    assert enc.ok, enc.status
+    data["secrets"][name] = str(enc)
+    path.write_text(secrets.HEADER + yaml.safe_dump(data, default_style="|"))
+    path.chmod(0o600)
 
 
 def cluster_params(buildbot_url: str) -> dict[str, Any]:

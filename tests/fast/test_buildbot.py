@@ -21,6 +21,7 @@ from tests.fast import gitserver
 pytestmark = pytest.mark.fast
 
 ZERO = "0" * 40
+HOOK_PASSWORD = "hook-pass-2"
 
 
 def free_port() -> int:
@@ -34,12 +35,20 @@ def pipeline(tmp_path_factory, lab_secrets):
     tmp = tmp_path_factory.mktemp("buildbot")
     bare = tmp / "deployment.git"
     web = free_port()
+    password_file = tmp / "change-hook-password"
+    password_file.write_text(HOOK_PASSWORD + "\n")
+    password_file.chmod(0o600)
+    netrc = tmp / "buildbot.netrc"  # what git.server writes beside the repository
+    netrc.write_text(f"machine 127.0.0.1 login git-server password {HOOK_PASSWORD}\n")
+    netrc.chmod(0o600)
     cfg = buildbot.parse_config({
         "basedir": str(tmp / "bb"),
         "web_port": web,
         "web_interface": "127.0.0.1",
         "worker_port": free_port(),
         "buildbot_url": f"http://127.0.0.1:{web}/",
+        "change_hook_user": "git-server",
+        "change_hook_password_file": str(password_file),
         "builders": [{
             "name": "deployment",
             "repository": str(bare),
@@ -50,7 +59,7 @@ def pipeline(tmp_path_factory, lab_secrets):
     }, "test")
     hook = gitserver.render_template(paths.repo_root(), "post-receive.jinja", {
         "buildbot_url": cfg.url, "branch": "main", "repository": str(bare),
-        "builder": "deployment", "curl_timeout": 10,
+        "builder": "deployment", "curl_timeout": 10, "netrc": str(netrc),
     }, tmp / "post-receive")
     buildbot.start(cfg)
     try:
@@ -124,11 +133,25 @@ def test_a_change_for_another_repository_queues_nothing(pipeline):
     reaches Buildbot (it is recorded) but requests no build."""
     cfg, _ = pipeline
     before = len(buildbot.api(cfg, "buildrequests")["buildrequests"])
-    resp = requests.post(f"{cfg.url}change_hook/base", timeout=10, data={
+    resp = requests.post(f"{cfg.url}change_hook/base", timeout=10,
+                         auth=("git-server", HOOK_PASSWORD), data={
         "repository": "/elsewhere.git", "branch": "main", "revision": "1" * 40})
     assert resp.status_code == 200 and resp.text == "1 change found"
     time.sleep(2)  # the scheduler would have requested it by now
     assert len(buildbot.api(cfg, "buildrequests")["buildrequests"]) == before
+
+
+def test_the_change_hook_takes_only_its_account(pipeline):
+    cfg, _ = pipeline
+    changes = len(buildbot.api(cfg, "changes")["changes"])
+    change = {"repository": str(cfg.builders[0].repository), "branch": "main",
+              "revision": "2" * 40}
+    for auth in (None, ("git-server", "wrong"), ("someone", HOOK_PASSWORD)):
+        resp = requests.post(f"{cfg.url}change_hook/base", timeout=10, auth=auth, data=change)
+        assert resp.status_code == 401, (auth, resp.status_code, resp.text)
+    assert len(buildbot.api(cfg, "changes")["changes"]) == changes
+    users = cfg.master_dir / buildbot.CHANGE_HOOK_USERS
+    assert stat.S_IMODE(users.stat().st_mode) == 0o600
 
 
 def test_the_worker_password_is_private(pipeline):
@@ -168,6 +191,21 @@ def test_a_lone_percent_in_a_command_is_refused(tmp_path):
         buildbot.load_config(path)
     assert str(err.value).startswith(f"{path}: builders:0:commands:0:2: '--format=%H'")
     assert "\n" not in str(err.value)
+
+
+def test_a_readable_change_hook_password_is_refused_before_anything_is_made(tmp_path):
+    password = tmp_path / "pw"
+    password.write_text("x\n")
+    password.chmod(0o644)
+    cfg = buildbot.parse_config({
+        "basedir": str(tmp_path / "bb"), "change_hook_user": "git-server",
+        "change_hook_password_file": str(password),
+        "builders": [{"name": "d", "repository": "r", "commands": [["true"]]}]}, "p.yml")
+    with pytest.raises(buildbot.PipelineError) as err:
+        buildbot.create(cfg)
+    assert str(err.value) == (f"change_hook_password_file: {password} is readable by others "
+                              "(mode 644); chmod 600 it")
+    assert not (tmp_path / "bb").exists()
 
 
 def test_a_good_config_loads(tmp_path):

@@ -5,6 +5,7 @@ small HTTP server that records what Buildbot's change hook would receive."""
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,7 +37,8 @@ class Recorder(BaseHTTPRequestHandler):
         if self.fail:
             self._reply(500, b"change hook broken")
             return
-        self.server.posts.append({"path": self.path, **parse_qs(body)})
+        self.server.posts.append({"path": self.path, "auth": self.headers["Authorization"],
+                                  **parse_qs(body)})
         self._reply(200, b"1 change found")
 
     def do_GET(self):  # noqa: N802
@@ -78,7 +80,14 @@ def rendered(tmp_path_factory, lab_secrets, buildbot_stand_in):
     gitserver.checkout(root / "repo", gitserver.cluster_params(url))
     states = saltrender.show_sls(gitserver.NODE, "lab", ["git"], root=root / "repo")
     _, hook = next(collect.state_calls(states[gitserver.HOOK_STATE]))
-    script = gitserver.render_template(root / "repo", "post-receive.jinja", hook["context"],
+    _, netrc = next(collect.state_calls(states[gitserver.NETRC_STATE]))
+    assert hook["context"]["netrc"] == netrc["name"]
+    # the hook runs here: the netrc the state writes, at a local path
+    local_netrc = root / "buildbot.netrc"
+    local_netrc.write_text(netrc["contents"] + "\n")
+    local_netrc.chmod(0o600)
+    script = gitserver.render_template(root / "repo", "post-receive.jinja",
+                                       {**hook["context"], "netrc": str(local_netrc)},
                                        root / "post-receive")
     return root / "repo", states, script
 
@@ -134,6 +143,25 @@ def test_bare_repository_and_its_hook(rendered):
     assert script.startswith("#!/bin/sh\n")
 
 
+def test_the_change_hook_account_is_private(rendered):
+    _, states, _ = rendered
+    _, netrc = call(states, gitserver.NETRC_STATE)
+    assert netrc["name"] == "/srv/git/deployment.git/buildbot.netrc"
+    assert (netrc["mode"], netrc["user"], netrc["show_changes"]) == ("0600", "git", False)
+    host = "127.0.0.1"  # from buildbot_url, as curl matches it
+    assert netrc["contents"] == f"machine {host} login git-server password hook-pass-1"
+    assert {"file": gitserver.HOOK_STATE} in netrc["require_in"]
+
+
+def test_a_missing_change_hook_secret_is_a_render_error(tmp_path, lab_secrets):
+    params = {**gitserver.cluster_params("http://build01:8010/"),
+              "buildbot_change_hook_password_secret": "no_such_secret"}
+    root = gitserver.checkout(tmp_path / "repo", params)
+    with pytest.raises(saltrender.RenderError) as err:
+        saltrender.show_sls(gitserver.NODE, "lab", ["git"], root=root)
+    assert "hook:auth:password_secret names secret 'no_such_secret'" in str(err.value)
+
+
 def test_no_admin_key_is_a_render_error_naming_the_key(tmp_path, lab_secrets):
     params = {**gitserver.cluster_params("http://build01:8010/"), "git_server_admin_keys": []}
     root = gitserver.checkout(tmp_path / "repo", params)
@@ -187,6 +215,9 @@ def test_push_to_the_branch_queues_a_change_with_both_revisions(pushed):
         assert post["revision"] == [new]
         assert post["comments"] == [message]
         assert json.loads(post["properties"][0]) == {"old_revision": old}
+        # the account from the netrc file, and its password nowhere in the push's output
+        assert post["auth"] == "Basic " + base64.b64encode(b"git-server:hook-pass-1").decode()
+    assert "hook-pass-1" not in push1.stderr + push2.stderr
 
 
 def test_push_to_another_branch_queues_nothing(pushed):

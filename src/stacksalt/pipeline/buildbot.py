@@ -16,8 +16,10 @@ Layout under ``basedir``::
               buildmaster_config), pipeline.json (the typed config), worker-password (0600)
     worker/   buildbot-worker create-worker (its buildbot.tac holds the password: 0600)
 
-The web UI is read-only for everyone (no control endpoint is allowed); the change hook
-takes any POST, so the web port must be reachable only from the git server and the admins.
+The web UI is read-only for everyone (no control endpoint is allowed). With
+``change_hook_user`` and ``change_hook_password_file`` the change hook takes only that
+account (HTTP basic auth: use TLS in front of it across hosts); without them it takes any
+POST, and the web port must be reachable only from the git server and the admins.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ BuildmasterConfig = buildmaster_config(basedir)  # noqa: F821 (given by Buildbot
 '''
 CONFIG_FILE = "pipeline.json"
 PASSWORD_FILE = "worker-password"
+CHANGE_HOOK_USERS = "change-hook.passwd"
 WEB_PLUGINS = ("waterfall_view", "console_view", "grid_view")
 
 
@@ -75,6 +78,10 @@ class PipelineConfig:
     buildbot_url: str = ""
     title: str = "stacksalt"
     worker_name: str = "local"
+    # the change hook's one account (twisted's file checker); the password is read from a
+    # file only its owner reads (the git server's hook has it from the secrets pillar)
+    change_hook_user: str = ""
+    change_hook_password_file: str = ""
 
     @property
     def url(self) -> str:
@@ -102,6 +109,8 @@ SCHEMA: dict[str, Any] = {
         "buildbot_url": {"type": "string", "pattern": "^https?://"},
         "title": {"type": "string"},
         "worker_name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+        "change_hook_user": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+        "change_hook_password_file": {"type": "string", "pattern": "^/"},
         "builders": {
             "type": "array",
             "minItems": 1,
@@ -142,6 +151,9 @@ def parse_config(data: Any, source: str) -> PipelineConfig:
         err = errors[0]
         key = ":".join(map(str, err.absolute_path)) or "(top level)"
         raise PipelineError(f"{source}: {key}: {err.message}")
+    if bool(data.get("change_hook_user")) != bool(data.get("change_hook_password_file")):
+        raise PipelineError(f"{source}: change_hook_user: set together with "
+                            "change_hook_password_file, or neither")
     names = [b["name"] for b in data["builders"]]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -194,6 +206,7 @@ def buildmaster_config(master_dir: str | os.PathLike) -> dict[str, Any]:
     """Buildbot's BuildmasterConfig for the master in ``master_dir`` (called by the
     generated master.cfg, inside the master process)."""
     from buildbot.plugins import schedulers, steps, util, worker
+    from twisted.cred import strcred
 
     master_dir = Path(master_dir)
     cfg = parse_config(json.loads((master_dir / CONFIG_FILE).read_text()),
@@ -235,6 +248,9 @@ def buildmaster_config(master_dir: str | os.PathLike) -> dict[str, Any]:
         "www": {
             "port": f"tcp:{cfg.web_port}:interface={cfg.web_interface}",
             "change_hook_dialects": {"base": True},
+            **({"change_hook_auth": [
+                strcred.makeChecker(f"file:{master_dir.resolve() / CHANGE_HOOK_USERS}")]}
+               if cfg.change_hook_user else {}),
             "plugins": web_plugins(),
             # read-only: nobody may stop, rebuild or force builds through the web
             "authz": util.Authz(allowRules=[util.AnyControlEndpointMatcher(role="admins")],
@@ -271,6 +287,8 @@ def _write_private(path: Path, text: str) -> None:
 def create(cfg: PipelineConfig) -> None:
     """The master and worker directories (made once, configuration written every time),
     and the master's configuration checked (``buildbot checkconfig``)."""
+    # what can be refused is refused before anything is written
+    hook_password = _change_hook_password(cfg) if cfg.change_hook_user else ""
     cfg.basedir.mkdir(parents=True, exist_ok=True)
     cfg.basedir.chmod(0o700)
     master = cfg.master_dir
@@ -281,11 +299,29 @@ def create(cfg: PipelineConfig) -> None:
     if not password_file.is_file():
         _write_private(password_file, secrets.token_urlsafe(32) + "\n")
     password = password_file.read_text().strip()
+    if cfg.change_hook_user:
+        _write_private(master / CHANGE_HOOK_USERS,
+                       f"{cfg.change_hook_user}:{hook_password}\n")
     (master / CONFIG_FILE).write_text(json.dumps(_plain(cfg), indent=2) + "\n")
     (master / "master.cfg").write_text(MASTER_CFG)
     _run([_bin("buildbot"), "checkconfig", str(master)], "buildbot checkconfig")
     if not (cfg.worker_dir / "buildbot.tac").is_file():
         _create_worker(cfg, password)
+
+
+def _change_hook_password(cfg: PipelineConfig) -> str:
+    path = Path(cfg.change_hook_password_file)
+    try:
+        mode = path.stat().st_mode
+        password = path.read_text().strip()
+    except OSError as exc:
+        raise PipelineError(f"change_hook_password_file: {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise PipelineError(f"change_hook_password_file: {path} is readable by others "
+                            f"(mode {mode & 0o777:o}); chmod 600 it")
+    if not password or ":" in password or "\n" in password:
+        raise PipelineError(f"change_hook_password_file: {path}: one line without ':' expected")
+    return password
 
 
 def _create_worker(cfg: PipelineConfig, password: str) -> None:
