@@ -147,7 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", type=Path, help="git repository of the revisions (default: this "
                    "checkout; the secrets always come from this checkout)")
     p.set_defaults(func=_upgrade_plan)
+
+    pipeline = sub.add_parser("pipeline", help="the release pipeline on the build host")
+    p = pipeline.add_subparsers(dest="pipeline_command", required=True).add_parser(
+        "buildbot", help="Buildbot's master and local worker (stacksalt.pipeline.buildbot)")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("config", type=Path, metavar="CONFIG", help="the pipeline's YAML config")
+    p.set_defaults(func=_pipeline_buildbot)
     return parser
+
+
+def _pipeline_buildbot(args: argparse.Namespace) -> int:
+    from stacksalt.pipeline import buildbot
+
+    return buildbot.main(args.action, args.config)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -218,3 +218,17 @@ def test_a_good_config_loads(tmp_path):
     assert cfg.url == "http://localhost:8010/"
     assert cfg.builders[0].branch == "main"
     assert cfg.builders[0].commands[0][4] == "%(prop:old_revision)s"
+
+
+def test_the_command_reports_a_bad_config_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "pipeline.yml"
+    path.write_text("basedir: /tmp/x\nbuilders: []\n")
+    stacksalt = Path(sys.executable).with_name("stacksalt")
+    proc = subprocess.run([str(stacksalt), "pipeline", "buildbot", "start", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr == f"error: {path}: builders: [] should be non-empty\n"

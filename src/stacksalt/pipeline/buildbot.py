@@ -393,3 +393,24 @@ def api(cfg: PipelineConfig, path: str, **params: Any) -> dict[str, Any]:
         return {}
     resp.raise_for_status()
     return resp.json()
+
+
+def main(action: str, config: Path) -> int:
+    """`stacksalt pipeline buildbot start|stop|status CONFIG`: exit 1 with one line on a bad
+    config or a failed step (Buildbot's own output follows that line)."""
+    try:
+        cfg = load_config(config)
+        if action == "start":
+            start(cfg)
+            print(f"buildbot: master and worker running, {cfg.url}")
+        elif action == "stop":
+            stop(cfg)
+            print("buildbot: stopped")
+        else:
+            state = running(cfg)
+            print(" ".join(f"{k}={'running' if v else 'stopped'}" for k, v in state.items()))
+            return 0 if all(state.values()) else 3
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
