@@ -116,6 +116,19 @@ def test_two_pushes_build_in_order_with_both_revisions(pipeline):
         assert f"\nfrom {old} to {new}\n" in log_of(cfg, build, 1)
 
 
+def test_history_survives_a_restart(pipeline):
+    cfg, _ = pipeline
+    before = buildbot.api(cfg, "builds", complete="true", order="number")["builds"]
+    assert len(before) >= 2
+    buildbot.stop(cfg)
+    assert buildbot.running(cfg) == {"master": False, "worker": False}
+    assert buildbot.api(cfg, "builds") == {}  # nothing answers
+    buildbot.start(cfg)
+    after = buildbot.api(cfg, "builds", complete="true", order="number")["builds"]
+    assert [(b["number"], b["results"]) for b in after[:len(before)]] == \
+        [(b["number"], b["results"]) for b in before]
+
+
 def test_a_push_to_another_branch_queues_nothing(pipeline):
     cfg, clone = pipeline
     changes = len(buildbot.api(cfg, "changes")["changes"])
