@@ -123,7 +123,9 @@ def test_sshd_takes_only_keys_for_the_push_account(rendered):
     match = text[text.index("Match User git"):].split("\n")
     assert "    PasswordAuthentication no" in match
     assert "    AuthenticationMethods publickey" in match
-    # sshd checks the whole configuration before it reloads
+    # the drop-in alone is checked before it is put in place, the whole configuration
+    # before sshd reloads
+    assert conf["check_cmd"] == "/usr/sbin/sshd -t -f"
     _, check = call(states, "git-server-sshd-config-checked")
     assert check["name"] == "/usr/sbin/sshd -t"
     _, svc = call(states, "git-server-sshd-service-running")

@@ -1,5 +1,7 @@
 {#- sshd for the push account: public keys only (a Match block in a drop-in, which
-    Debian's sshd_config includes), checked with `sshd -t` before sshd reloads it. #}
+    Debian's sshd_config includes). The drop-in is checked on its own before it is put in
+    place (check_cmd appends the new file's path), the whole configuration with `sshd -t`
+    before sshd reloads it. #}
 {%- from "git/map.jinja" import server with context %}
 git-server-sshd-config-file-managed:
   file.managed:
@@ -10,6 +12,7 @@ git-server-sshd-config-file-managed:
     - group: root
     - mode: '0644'
     - makedirs: true
+    - check_cmd: {{ server.ssh.sshd }} -t -f
     - context:
         user: {{ server.user }}
     - require:
