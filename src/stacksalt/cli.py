@@ -286,7 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="salt-api address (default: from the model's salt:api)")
     p.add_argument("--deployment", help=argparse.SUPPRESS)
     p.set_defaults(func=_ci_run)
+    p = ci.add_parser("buildbot", help="the build host's Buildbot master and local worker "
+                      "(stacksalt.pipeline.buildbot)")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("config", type=Path, metavar="CONFIG", help="the pipeline's YAML config")
+    p.set_defaults(func=_pipeline_buildbot, needs_repo=False)
     return parser
+
+
+def _pipeline_buildbot(args: argparse.Namespace) -> int:
+    from stacksalt.pipeline import buildbot
+
+    return buildbot.main(args.action, args.config)
 
 
 # The commands' deployment arguments: each defaults to, and must equal, the repository's.

@@ -1,0 +1,1 @@
+"""The release pipeline's engine room on the build host (Buildbot)."""
