@@ -118,8 +118,9 @@ def test_the_master_config_chains_the_secrets_ext_pillar_after_reclass():
 
     dep = Deployment.load("lab")
     master = dep.parameters("cfg01.lab.local")["salt"]["master"]
-    base = "/srv/stacksalt"
-    want = engine.pillar_options(f"{base}/formulas", f"{base}/pillar", f"{base}/reclass")
+    base = "/srv/stacksalt/deployments/lab"  # the lab's deployment repository on cfg01
+    want = engine.pillar_options(f"{base}/stacksalt/formulas", f"{base}/pillar",
+                                 f"{base}/reclass")
     assert master["pillar_dirs"] == want["pillar_dirs"]
     assert master["secrets"] == want["ext_pillar"][1][engine.SECRETS_EXT_PILLAR]
     assert master["reclass"]["inventory_base_uri"] == \
