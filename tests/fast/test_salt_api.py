@@ -113,7 +113,13 @@ def test_config_is_tls_on_the_model_port_with_the_model_acl(wired):
     assert config["netapi_enable_clients"] == ["local", "runner"]
     # exactly the model's one user and its ACL, with pam
     assert config["external_auth"] == {"pam": {USER: api["users"][USER]["acl"]}}
-    assert config["auth.pam.python"] == "/opt/salt/bin/python"
+    # a regular-file wrapper: Salt resolves the symlinks of auth.pam.python, and the venv's
+    # python resolves to the system's, which cannot import salt (found in the lab)
+    wrapper = "/usr/local/libexec/stacksalt-salt-pam-python"
+    assert config["auth.pam.python"] == wrapper
+    _, script = call(wired["states"], "salt-api-pam-python-wrapper-managed")
+    assert script["name"] == wrapper and script["mode"] == "0755"
+    assert 'exec /opt/salt/bin/python "$@"' in script["contents"]
 
 
 def test_certificate_from_the_kubernetes_ca_under_the_nodes_own_policy(wired):

@@ -88,9 +88,11 @@ def test_each_minion_receives_only_the_secrets_its_model_references(lab, lab_sec
         if minion.startswith(("cmp", "ctl")):
             assert names == {"linux_ops_password_hash"}, (minion, sorted(names))
         elif minion.startswith("cfg"):
-            assert names == {"docker_registry_password", "linux_ops_password_hash"}, minion
+            assert names == {"docker_registry_password", "linux_ops_password_hash",
+                             "salt_api_ci_password"}, minion
         else:
-            assert names == set(lab_secrets) - {"docker_registry_password"}, minion
+            assert names == set(lab_secrets) - {"docker_registry_password",
+                                                "salt_api_ci_password"}, minion
 
 
 def test_secrets_encryption_config_on_the_masters_only(lab, lab_secrets):

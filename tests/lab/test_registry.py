@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from stacksalt import paths
 from stacksalt.deployment import Deployment
 from stacksalt.lab import registry_trust
 
@@ -211,8 +212,10 @@ def test_images_build_push_lands_in_the_lab_registry(lab, reg, account):
     name = f"{model['registry']}/{model['namespace']}/memcached:{version}"
     assert model["registry"] == reg.name
     cli = Path(sys.executable).with_name("stacksalt")
+    # run where an operator runs it: in the deployment repository
     proc = subprocess.run([str(cli), "images", "build", lab.plan.deployment, "memcached",
-                           "--push"], capture_output=True, text=True, timeout=1200)
+                           "--push"], capture_output=True, text=True, timeout=1200,
+                          cwd=paths.deployment_root(lab.plan.deployment))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert password not in out

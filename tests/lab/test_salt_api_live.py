@@ -49,3 +49,16 @@ def test_a_wrong_password_and_an_unknown_ca_are_refused(api, tmp_path):
         SaltAPI(settings["url"], settings["user"], password + "x", ca).login()
     with pytest.raises(SaltAPIError, match="TLS verification failed"):
         SaltAPI(settings["url"], settings["user"], password, None).login()
+
+
+def test_the_pipelines_runner_is_served_and_no_other(api):
+    """The master loads stacksalt_ci from the pinned formulas (runner_dirs) and the ACL lets
+    the CI user call it; a runner outside the ACL is refused."""
+    settings, ca, password = api
+    master = SaltAPI(settings["url"], settings["user"], password, ca)
+    # not configured for a pipeline in the lab: the runner's own one-line error, which
+    # proves it was loaded and called
+    with pytest.raises(SaltAPIError, match="master config stacksalt_ci: base_dir"):
+        master.runner("stacksalt_ci.status")
+    with pytest.raises(SaltAPIError, match="may not call"):
+        master.runner("manage.up")

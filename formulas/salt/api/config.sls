@@ -20,13 +20,28 @@
     'auth.pam.service': api.pam.service,
 } %}
 {%- if api.pam.python %}
-{%- do config.update({'auth.pam.python': api.pam.python}) %}
+{%- do config.update({'auth.pam.python': api.pam.wrapper}) %}
 {%- endif %}
 {%- for name, user in api.users | dictsort %}
 {%- do config.external_auth.pam.update({name: user.acl}) %}
 {%- endfor %}
 include:
   - salt.master.service
+
+{%- if api.pam.python %}
+salt-api-pam-python-wrapper-managed:
+  file.managed:
+    - name: {{ api.pam.wrapper }}
+    - makedirs: true
+    - mode: '0755'
+    - contents: |
+        #!/bin/sh
+        # Salt's PAM helper, run with the venv's python by its venv path (salt/auth/pam.py
+        # resolves the symlinks of auth.pam.python, which would leave the venv)
+        exec {{ api.pam.python }} "$@"
+    - require_in:
+      - file: salt-api-config-file-managed
+{%- endif %}
 
 salt-api-config-file-managed:
   file.serialize:

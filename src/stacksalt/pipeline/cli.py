@@ -33,8 +33,14 @@ def api_settings(dep: Deployment) -> dict[str, Any]:
         p = dep.parameters(node)
         api = (p.get("salt") or {}).get("api") or {}
         if (p.get("salt") or {}).get("master", {}).get("enabled") and api.get("enabled"):
-            address = p["linux"]["network"]["address"]
-            return {"url": f"https://{address}:{api['port']}", "user": api["ci_user"]}
+            users = sorted(api.get("users") or {})
+            if len(users) != 1:
+                raise run.PipelineError(
+                    f"{node}: salt:api:users must name exactly the pipeline's user, found "
+                    f"{users}")
+            # the address: a SAN of salt-api's certificate, and reachable from the build host
+            address = api.get("address") or p["linux"]["network"]["address"]
+            return {"url": f"https://{address}:{api['bind']['port']}", "user": users[0]}
     raise run.PipelineError(f"deployment {dep.name}: no salt master node has salt:api:enabled "
                             "(include system.salt.master.api on cfg01): the pipeline reaches "
                             "the master only through salt-api")
