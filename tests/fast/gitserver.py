@@ -4,7 +4,6 @@ git server, its post-receive hook rendered by Salt, and a bare repository using 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,8 @@ from typing import Any
 import gnupg
 import yaml
 
-from stacksalt import paths, saltrender, secrets
+from stacksalt import saltrender, secrets
+from tests.trees import copy_deployment
 
 NODE = "cfg01.lab.local"
 # a real key shape (the schema checks it); nobody holds its private half
@@ -25,12 +25,11 @@ HOOK_SECRET = "buildbot_change_hook_password"
 
 
 def checkout(root: Path, params: dict[str, Any], password: str = "hook-pass-1") -> Path:
-    """A copy of formulas, model and pillar under root, cfg01 with system.git.server.single
-    and the cluster-level parameters ``params`` (what a cluster class would set), and the
-    change hook's password in its secrets."""
-    for part in ("formulas", "reclass", "pillar"):
-        shutil.copytree(paths.repo_root() / part, root / part,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+    """A copy of the lab's deployment repository under root (its formulas copied too),
+    cfg01 with system.git.server.single and the cluster-level parameters ``params`` (what a
+    cluster class would set), and the change hook's password in its secrets."""
+    secrets.generate("lab")  # the example's throwaway secrets, which the copy takes along
+    copy_deployment("lab", root, copy_product=("formulas",))
     node = root / "reclass" / "nodes" / "lab" / f"{NODE}.yml"
     data = yaml.safe_load(node.read_text())
     data["classes"].append("system.git.server.single")

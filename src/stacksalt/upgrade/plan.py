@@ -133,10 +133,12 @@ def export(repo: Path, rev: str, dest: Path, deployment: str) -> Path:
         product.mkdir(parents=True, exist_ok=True)
         _extract(_git(here / paths.PRODUCT_LINK, "archive", "--format=tar", pinned[2],
                       "formulas", "reclass/classes", "images", binary=True), product)
-    else:  # an example inside the checkout: the checkout's own parts at the same commit
+    else:  # an example inside the checkout: the checkout's own parts at the same commit,
+        # and the example's stacksalt symlink to them
         product_parts = [p for p in ("formulas", "reclass/classes/service",
-                                     "reclass/classes/system", "images")
-                         if _git(repo, "ls-tree", commit, p).strip()]
+                                     "reclass/classes/system", "images",
+                                     f"{prefix}/{paths.PRODUCT_LINK}" if prefix else "")
+                         if p and _git(repo, "ls-tree", commit, p).strip()]
         _extract(_git(repo, "archive", "--format=tar", commit, *own, *product_parts,
                       binary=True), dest)
     root = dest / prefix if prefix else dest
