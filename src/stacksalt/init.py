@@ -53,6 +53,20 @@ To move to another stacksalt release: `git -C stacksalt fetch && git -C stacksal
 REV && git add stacksalt && git commit`, then `stacksalt upgrade plan HEAD~1 HEAD`.
 """
 
+# A new repository's stacksalt.yml: no master key yet (`stacksalt secrets import-key` pins
+# it; until then `secrets generate` uses a throwaway key of this machine).
+CONFIG = """\
+# A stacksalt deployment repository: this file marks its root.
+# Every `stacksalt` command run in this folder (or with `-C` pointing here) works on it.
+deployment: {name}
+# ./stacksalt is the stacksalt checkout whose formulas, service and system classes and
+# image definitions this deployment uses: a git submodule, pinned to one commit.
+secrets:
+  # fingerprint of the salt master's gpg key the secrets are encrypted to
+  # (`stacksalt secrets import-key`); null: a throwaway key of this machine
+  master_key: null
+"""
+
 GITIGNORE = """\
 # per machine: throwaway gpg keyrings, bookkeeping
 .stacksalt/
@@ -122,13 +136,10 @@ def init(name: str, source: str = "lab", directory: Path | None = None,
         readme = example / "pillar" / "secrets" / "README.md"
         if readme.is_file():
             shutil.copy(readme, dest / "pillar" / "secrets" / "README.md")
-        config = (example / paths.CONFIG).read_text()
-        config = re.sub(r"^deployment:.*$", f"deployment: {name}", config, count=1, flags=re.M)
-        (dest / paths.CONFIG).write_text(config)
+        (dest / paths.CONFIG).write_text(CONFIG.format(name=name))
         (dest / ".gitignore").write_text(GITIGNORE + THROWAWAY_IGNORE.format(name=name))
         (dest / "README.md").write_text(README.format(name=name, source=src.name))
         repo = DeploymentRepo.load(dest)
-        repo.set_master_key(None)
         _git(dest, "add", "-A")
         _git(dest, "commit", "-q", "-m",
              f"stacksalt init {name} --from {source} (stacksalt {commit[:12]})")

@@ -28,7 +28,6 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 FINGERPRINT = re.compile(r"^[0-9A-F]{40}$")
 _KEYS = {"deployment", "secrets"}
 _SECRETS_KEYS = {"master_key"}
-_MASTER_KEY_LINE = re.compile(r"^(\s+master_key:).*$", re.M)
 
 
 def check_name(name: str, where: str = "deployment name") -> str:
@@ -44,7 +43,6 @@ def check_name(name: str, where: str = "deployment name") -> str:
 class DeploymentRepo:
     root: Path
     name: str
-    master_key: str | None
 
     @property
     def config_file(self) -> Path:
@@ -81,7 +79,7 @@ class DeploymentRepo:
         if not nodes.is_dir():
             raise StacksaltError(f"{where}: deployment: {name!r} has no nodes folder "
                                  f"({nodes.relative_to(root)})")
-        return cls(root, name, key)
+        return cls(root, name)
 
     @classmethod
     def find(cls, start: Path | None = None) -> DeploymentRepo:
@@ -95,15 +93,3 @@ class DeploymentRepo:
                 f"{self.name!r}, not {given!r}; run in {given!r}'s repository or -C DIR"
             )
         return self.name
-
-    def set_master_key(self, fingerprint: str | None) -> None:
-        """Pin (or clear) the master key's fingerprint, keeping the file's comments."""
-        if fingerprint is not None and not FINGERPRINT.match(fingerprint):
-            raise StacksaltError(f"{fingerprint!r} is not a gpg fingerprint")
-        text = self.config_file.read_text()
-        value = f" {fingerprint}" if fingerprint else " null"
-        if _MASTER_KEY_LINE.search(text):
-            text = _MASTER_KEY_LINE.sub(lambda m: m.group(1) + value, text, count=1)
-        else:
-            text = text.rstrip("\n") + f"\nsecrets:\n  master_key:{value}\n"
-        self.config_file.write_text(text)
