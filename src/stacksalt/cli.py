@@ -124,6 +124,11 @@ def _ci_run(args: argparse.Namespace) -> int:
                              args.ca_file, args.master_url)
 
 
+def _deployment_option(p: argparse.ArgumentParser) -> None:
+    """--deployment: defaults to, and must equal, the repository's (see _activate)."""
+    p.add_argument("--deployment", help="deployment (default: the repository's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stacksalt",
@@ -181,32 +186,32 @@ def build_parser() -> argparse.ArgumentParser:
         "master) and pin its fingerprint"
     )
     p.add_argument("file", nargs="?", metavar="FILE|-", help="armored public key (default: stdin)")
-    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
+    _deployment_option(p)
     p.add_argument("--replace", action="store_true", help="pin this key instead of the pinned one")
     p.set_defaults(func=_secrets_import_key)
     p = secrets.add_parser(
         "set", help="encrypt the value on stdin to the pinned master key as secrets:NAME"
     )
     p.add_argument("name", metavar="NAME", help="secret name (the value is read from stdin)")
-    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
+    _deployment_option(p)
     p.add_argument("--force", action="store_true", help="also a name no node references")
     p.set_defaults(func=_secrets_set)
     p = secrets.add_parser(
         "rotate", help="a new generated value for secrets:NAME (prints only the name)"
     )
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
+    _deployment_option(p)
     p.add_argument("--stdin", action="store_true", help="read the new value from stdin")
     p.add_argument("--force", action="store_true", help="also a name no node references")
     p.set_defaults(func=_secrets_rotate)
     p = secrets.add_parser("list", help="secret names, who references them, which are missing")
-    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
+    _deployment_option(p)
     p.set_defaults(func=_secrets_list)
     p = secrets.add_parser(
         "check", help="exit 1 if a secret is missing, does not parse or is not encrypted to the "
         "pinned master key (a throwaway key's are also decrypted)"
     )
-    p.add_argument("--deployment", default="lab", help="deployment (default: lab)")
+    _deployment_option(p)
     p.set_defaults(func=_secrets_check)
 
     images = sub.add_parser("images", help="the deployment's container images").add_subparsers(
@@ -226,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = images.add_parser(
         "plan", help="which images a build must make: inputs digests against the registry's tags"
     )
-    p.add_argument("deployment", help="deployment (folder under reclass/nodes/)")
+    p.add_argument("deployment", help="the repository's deployment")
     p.add_argument("image", nargs="*", help="images to plan (default: every enabled one)")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--registry", metavar="HOST:PORT",
@@ -263,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("from_rev", metavar="FROM_REV", help="git revision before the upgrade")
     p.add_argument("to_rev", metavar="TO_REV", help="git revision after the upgrade")
-    p.add_argument("--deployment", help="deployment (default: the repository's)")
+    _deployment_option(p)
     p.add_argument("--repo", type=Path, help="git repository of the revisions (default: the "
                    "deployment repository; the secrets always come from the deployment "
                    "repository)")

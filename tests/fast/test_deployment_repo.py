@@ -168,3 +168,13 @@ def test_upgrade_plan_follows_the_pinned_product(site, tmp_path):
     assert "spec.replicas: 1 -> 2" in proc.stdout
     same = stacksalt("upgrade", "plan", "HEAD", "HEAD", cwd=copy)
     assert same.returncode == 0 and "spec.replicas" not in same.stdout
+
+
+def test_secrets_commands_default_to_the_repositorys_deployment(site, tmp_path):
+    """`stacksalt secrets list` in a repository that is not `lab` works on that repository
+    (its --deployment defaulted to 'lab', which the repository then refused)."""
+    copy = tmp_path / "site"
+    subprocess.run(["cp", "-a", str(site), str(copy)], check=True)
+    proc = stacksalt("secrets", "list", cwd=copy)
+    assert "this repository is deployment" not in proc.stderr, proc.stderr
+    assert "missing:" in proc.stdout  # nothing generated yet: every referenced name missing
