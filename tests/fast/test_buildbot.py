@@ -7,7 +7,6 @@ another branch queues nothing."""
 
 from __future__ import annotations
 
-import socket
 import stat
 import time
 
@@ -17,17 +16,12 @@ import requests
 from stacksalt import paths
 from stacksalt.pipeline import buildbot
 from tests.fast import gitserver
+from tests.netutil import free_port
 
 pytestmark = pytest.mark.fast
 
 ZERO = "0" * 40
 HOOK_PASSWORD = "hook-pass-2"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,12 @@ docker-registry, run as a plain process: no Docker)."""
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import hashlib
 import io
-import ipaddress
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tarfile
 import time
@@ -22,16 +19,13 @@ import docker
 import pytest
 import requests
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from stacksalt import paths
 from stacksalt.deployment import Deployment
 from stacksalt.images import assemble, build, definitions, releases
 from stacksalt.images import plan as imageplan
 from stacksalt.images.errors import ImagesError
+from tests.netutil import free_port, throwaway_tls
 
 pytestmark = pytest.mark.fast
 
@@ -231,40 +225,6 @@ def test_decide_names_the_outcomes(lab_defs, lab_inputs):
 
 # --- the registry: a real docker-registry process -----------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tls_files(tmp: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1 signed by it (ca, cert, key)."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test registry CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    paths_ = (tmp / "ca.crt", tmp / "server.crt", tmp / "server.key")
-    paths_[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths_[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths_[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                            serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
-    paths_[2].chmod(0o600)
-    return paths_
-
-
 class Registry:
     def __init__(self, tmp: Path, user: str, password: str, tls: bool = False) -> None:
         binary = shutil.which("docker-registry")
@@ -272,7 +232,7 @@ class Registry:
         htpasswd = shutil.which("htpasswd")
         assert htpasswd, "htpasswd is missing: ci/setup installs apache2-utils"
         self.tmp = tmp
-        self.address = f"127.0.0.1:{_free_port()}"
+        self.address = f"127.0.0.1:{free_port()}"
         self.auth = (user, password)
         pwfile = tmp / "htpasswd"
         subprocess.run([htpasswd, "-B", "-i", "-c", str(pwfile), user], input=password,
@@ -281,7 +241,7 @@ class Registry:
         http: dict = {"addr": self.address}
         self.scheme, self.verify = "http", True
         if tls:
-            self.ca, cert, key = _tls_files(tmp)
+            self.ca, cert, key = throwaway_tls(tmp, "test registry CA", "127.0.0.1")
             http["tls"] = {"certificate": str(cert), "key": str(key)}
             self.scheme, self.verify = "https", str(self.ca)
         config.write_text(yaml.safe_dump({
@@ -496,7 +456,7 @@ def test_build_changed_only_refuses_a_dead_registry_before_anything_is_built(cap
     different error)."""
     from stacksalt import cli
 
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     assert cli.main(["-C", str(paths.example("lab")), "images", "build", "lab", "memcached",
                      "--changed-only",
                      "--registry", f"127.0.0.1:{port}"]) == 1

@@ -27,6 +27,7 @@ from stacksalt.deployment import Deployment
 from stacksalt.model import check as model_check
 from stacksalt.model.checks import schema
 from stacksalt.validate import collect
+from tests.netutil import free_port, throwaway_tls
 from tests.trees import combined_inventory, copy_deployment
 
 pytestmark = pytest.mark.fast
@@ -349,54 +350,6 @@ def test_a_wrong_acl_is_refused_naming_file_and_key(inventory, change, expected)
 # -- salt-api itself, with the rendered file -----------------------------------------------
 
 
-def make_certificates(where: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a serving certificate for 127.0.0.1 signed by it (cryptography)."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-
-    def cert(subject, issuer, key, sign_key, ca, san=None):
-        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=1))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-        if san:
-            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-        return builder.sign(sign_key, hashes.SHA256())
-
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test kubernetes CA")])
-    ca = cert(ca_name, ca_name, ca_key, ca_key, True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    server = cert(name, ca_name, key, ca_key, False,
-                  [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    where.mkdir(parents=True, mode=0o700)
-    paths_ = where / "ca.crt", where / "api.crt", where / "api.key"
-    paths_[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths_[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    paths_[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                            serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()))
-    paths_[2].chmod(0o600)
-    return paths_
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_salt_api_serves_the_rendered_config_over_tls_only(wired, tmp_path):
     """The venv's real salt-api with the rendered file (host, port and certificate paths
     moved to this machine): it serves HTTPS with that certificate, which verifies against
@@ -406,7 +359,8 @@ def test_salt_api_serves_the_rendered_config_over_tls_only(wired, tmp_path):
 
     import requests
 
-    ca, crt, key = make_certificates(tmp_path / "pki")
+    ca, crt, key = throwaway_tls(tmp_path / "pki", "test kubernetes CA", "localhost",
+                                 ("localhost",), "api")
     port = free_port()
     config = api_config(wired)["dataset"]
     config["rest_cherrypy"].update(host="127.0.0.1", port=port, ssl_crt=str(crt),
@@ -471,7 +425,8 @@ def test_the_master_and_salt_api_enforce_the_acl_over_https(wired, tmp_path):
 
     import requests
 
-    ca, crt, key = make_certificates(tmp_path / "pki")
+    ca, crt, key = throwaway_tls(tmp_path / "pki", "test kubernetes CA", "localhost",
+                                 ("localhost",), "api")
     config = api_config(wired)["dataset"]
     acl = config["external_auth"]["pam"][USER]
     users = tmp_path / "users.txt"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +23,7 @@ from stacksalt.images.context import Context
 from stacksalt.images.dockerbuild import build
 from stacksalt.images.errors import ImagesError
 from stacksalt.lab.images import BASE_IMAGE, ensure_base_image
+from tests.netutil import free_port
 
 pytestmark = pytest.mark.lab
 
@@ -47,12 +47,6 @@ auth:
     realm: stacksalt-test
     path: /etc/docker/registry/htpasswd
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
