@@ -127,8 +127,9 @@ def images(deployment: str, console: Console, registry_password: str | None,
         todo = [d.name for d in decided if d.build]
         built = []
         if todo:
+            # the plan above decided: build exactly those (not a second registry lookup)
             built = build.build_images(None, console, deployment, todo, do_push=True,
-                                       password=registry_password, changed_only=True, ca=ca)
+                                       password=registry_password, ca=ca)
             _scan(deployment, [d.tag for d in decided if d.build], console)
     except ImagesError as exc:
         raise PipelineError(f"images: {exc}; the master untouched") from None
