@@ -182,3 +182,55 @@ def test_the_report_is_kept_unreadable_to_others(tmp_path):
     assert (tmp_path / "reports" / "latest.json").resolve() == Path(out["json"])
     with pytest.raises(ci.CiError):
         ci.keep_report(tmp_path, {"revision": "../../etc/passwd"})
+
+
+# -- the master's configuration, from the model ---------------------------------------------
+
+
+def _master_dataset(root: Path) -> dict:
+    from stacksalt import saltrender
+
+    states = saltrender.show_sls("cfg01.lab.local", "lab", ["salt.master"], root=root)
+    state = states["salt-master-config-file-managed"]
+    return next(d["dataset"] for d in state["file"] if isinstance(d, dict) and "dataset" in d)
+
+
+def _with_ci(tmp_path: Path, params: str) -> Path:
+    from tests.trees import copy_deployment
+
+    root = copy_deployment("lab", tmp_path / "repo")
+    config = root / "reclass" / "classes" / "cluster" / "lab" / "infra" / "config.yml"
+    text = config.read_text().replace("  - system.salt.api.single\n",
+                                      "  - system.salt.api.single\n  - system.salt.master.ci\n")
+    config.write_text(text.replace("  _param:\n", "  _param:\n" + params, 1))
+    return root
+
+
+def test_the_master_config_names_what_the_runner_reads(tmp_path, lab_secrets, monkeypatch):
+    """system.salt.master.ci renders stacksalt_ci into the master's config, and the runner's
+    _config takes it; the lab as it is has no stacksalt_ci, and the runner refuses that."""
+    root = _with_ci(tmp_path, "    git_server_home: /srv/git\n    git_server_repository: lab\n")
+    conf = _master_dataset(root)["stacksalt_ci"]
+    assert conf == {"base_dir": "/srv/stacksalt/deployments/lab", "ci_dir": "/srv/stacksalt-ci",
+                    "git_dir": "/srv/git/lab.git", "product_git_dir": "/srv/git/stacksalt.git",
+                    "keep": 5}
+    monkeypatch.setattr(ci, "__opts__", {"stacksalt_ci": conf}, raising=False)
+    assert ci._config() == conf
+
+    # negative control: the lab without the class renders no stacksalt_ci; the runner says so
+    from tests.trees import copy_deployment
+
+    plain = _master_dataset(copy_deployment("lab", tmp_path / "plain"))
+    assert "stacksalt_ci" not in plain
+    monkeypatch.setattr(ci, "__opts__", plain, raising=False)
+    with pytest.raises(ci.CiError, match="base_dir, ci_dir, git_dir, product_git_dir not set"):
+        ci._config()
+
+
+def test_an_unset_ci_path_is_a_render_error_naming_the_key(tmp_path, lab_secrets):
+    from stacksalt import saltrender
+
+    root = _with_ci(tmp_path, "    git_server_home: /srv/git\n    git_server_repository: lab\n"
+                              "    salt_master_ci_product_git_dir: ''\n")
+    with pytest.raises(saltrender.RenderError, match=r"salt:master:ci: product_git_dir not set"):
+        _master_dataset(root)
