@@ -16,18 +16,20 @@
     'auto_accept': master.auto_accept,
     'gpg_keydir': master.gpg_keydir,
 } %}
+{#- the stacksalt_ci runner's settings: the checkout it moves is the master's base_dir #}
 {%- if master.ci.enabled %}
+{%- set runner = {'base_dir': master.get('base_dir', '')} %}
+{%- for key, value in master.ci.items() if key != 'enabled' %}
+{%- do runner.update({key: value}) %}
+{%- endfor %}
 {%- set missing = [] %}
-{%- for key in ['base_dir', 'ci_dir', 'git_dir', 'product_git_dir'] if not master.ci[key] %}
+{%- for key, value in runner | dictsort if not value %}
 {%- do missing.append(key) %}
 {%- endfor %}
 {%- if missing %}
 {{ raise("salt:master:ci: " ~ missing | join(', ') ~ " not set in the model (the stacksalt_ci "
     ~ "runner needs them; system.salt.master.ci sets them from the git server's params)") }}
 {%- endif %}
-{%- set runner = {'base_dir': master.ci.base_dir, 'ci_dir': master.ci.ci_dir,
-    'git_dir': master.ci.git_dir, 'product_git_dir': master.ci.product_git_dir,
-    'keep': master.ci.keep} %}
 {%- do config.update({'stacksalt_ci': runner}) %}
 {%- endif %}
 salt-master-config-file-managed:
