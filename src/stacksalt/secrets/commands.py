@@ -71,7 +71,7 @@ def rotate(deployment: str, name: str, value: str | None = None,
     refs = references(Deployment.load(deployment))
     current = store.read_encrypted(deployment)
     _known_name(deployment, name, refs, current, force or name in current)
-    _write_one(deployment, name, _new_value(name) if value is None else value, fpr)
+    _write_one(deployment, name, _new_value(deployment, name) if value is None else value, fpr)
 
 
 def list_lines(deployment: str) -> list[str]:
@@ -141,7 +141,7 @@ def main_rotate(deployment: str, name: str, from_stdin: bool = False,
     refs = references(Deployment.load(deployment))
     current = store.read_encrypted(deployment)
     _known_name(deployment, name, refs, current, force or name in current)
-    _write_one(deployment, name, read_value(name) if from_stdin else _new_value(name), fpr)
+    _write_one(deployment, name, read_value(name) if from_stdin else _new_value(deployment, name), fpr)
     print(f"rotated {name}")
     return 0
 
