@@ -141,7 +141,8 @@ def main_rotate(deployment: str, name: str, from_stdin: bool = False,
     refs = references(Deployment.load(deployment))
     current = store.read_encrypted(deployment)
     _known_name(deployment, name, refs, current, force or name in current)
-    _write_one(deployment, name, read_value(name) if from_stdin else _new_value(deployment, name), fpr)
+    value = read_value(name) if from_stdin else _new_value(deployment, name)
+    _write_one(deployment, name, value, fpr)
     print(f"rotated {name}")
     return 0
 
