@@ -451,7 +451,7 @@ def test_generate_makes_an_ssh_key_pair_and_keeps_it(root, monkeypatch, capsys):
     assert "PRIVATE KEY" not in out + err
     value = secrets.decrypt_all(DEPLOYMENT)[SSH_SECRET]
     assert re.fullmatch(r"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5[A-Za-z0-9+/]+=* "
-                        + SSH_SECRET + "@stacksalt-lab", value), value
+                        + SSH_SECRET + "@stacksalt-lab", value)
     key = secrets.ssh_key_file(DEPLOYMENT, SSH_SECRET)
     assert key == root.resolve() / ".stacksalt" / "ssh" / SSH_SECRET
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
