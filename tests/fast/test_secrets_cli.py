@@ -470,8 +470,12 @@ def test_a_lost_ssh_private_key_is_replaced_by_a_new_pair(root, monkeypatch, cap
     old = secrets.decrypt_all(DEPLOYMENT)
     key = secrets.ssh_key_file(DEPLOYMENT, SSH_SECRET)
     key.unlink()  # a fresh clone: the value is there, its private half is not
-    added, _ = secrets.generate(DEPLOYMENT)
-    assert added == [SSH_SECRET]
+    rc, out, err = run(monkeypatch, capsys, ["generate", DEPLOYMENT])
+    assert rc == 0, err
+    assert out.splitlines()[0] == (
+        f"secrets:{SSH_SECRET}: its private key .stacksalt/ssh/{SSH_SECRET} was missing "
+        "here: a new key pair replaces the value")
+    assert " 1 added, " in out.splitlines()[1]
     new = secrets.decrypt_all(DEPLOYMENT)
     assert new[SSH_SECRET] != old[SSH_SECRET]
     assert public_of(key) == new[SSH_SECRET]
