@@ -169,7 +169,66 @@ def test_no_admin_key_is_a_render_error_naming_the_key(tmp_path, lab_secrets):
     root = gitserver.checkout(tmp_path / "repo", params)
     with pytest.raises(saltrender.RenderError) as err:
         saltrender.show_sls(gitserver.NODE, "lab", ["git"], root=root)
-    assert "git:server:admin_keys is empty" in str(err.value)
+    assert ("git:server:admin_keys is empty in the model and git:server:admin_keys_secret "
+            "is not set") in str(err.value)
+
+
+# two public lines in one secret (a key made per machine, e.g. the lab's admin key)
+SECRET_KEYS = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMCTYK+mQDhYz1eYYSgBXJ/Z+EbavvoH3Z6o7hy3nL2J "
+               "lab_admin_ssh_public_key@stacksalt-lab",
+               "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq1ZCu8zD3Yb0nq0cG1yYbq6v2z6m2F9m5r2Yb7f7aQ "
+               "second@stacksalt-lab")
+KEYS_SECRET = "lab_admin_ssh_public_key"
+
+
+def with_keys_secret(tmp_path: Path, admin_keys: list[str], secret: str,
+                     value: str | None) -> Path:
+    """A checkout whose cfg01 sets git:server:admin_keys_secret (and the secret, unless
+    ``value`` is None)."""
+    params = {**gitserver.cluster_params("http://build01:8010/"),
+              "git_server_admin_keys": admin_keys}
+    root = gitserver.checkout(tmp_path / "repo", params)
+    node = root / "reclass" / "nodes" / "lab" / f"{gitserver.NODE}.yml"
+    data = yaml.safe_load(node.read_text())
+    data["parameters"].setdefault("git", {}).setdefault("server", {})[
+        "admin_keys_secret"] = secret
+    node.write_text(yaml.safe_dump(data))
+    if value is not None:
+        gitserver.add_secret(root, secret, value)
+    return root
+
+
+def authorized_lines(root: Path, states: dict) -> list[str]:
+    _, keys = call(states, "git-server-authorized-keys-managed")
+    content = gitserver.render_template(root, "authorized_keys.jinja", {
+        "keys": json.dumps(keys["context"]["keys"]), "options": keys["context"]["options"],
+    }, root / "authorized_keys")
+    return [ln for ln in content.splitlines() if ln and not ln.startswith("#")]
+
+
+def test_the_admin_keys_secret_adds_its_lines_to_authorized_keys(tmp_path, lab_secrets):
+    root = with_keys_secret(tmp_path, [gitserver.ADMIN_KEY], KEYS_SECRET,
+                            "\n".join(SECRET_KEYS) + "\n")
+    states = saltrender.show_sls(gitserver.NODE, "lab", ["git"], root=root)
+    options = "no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-pty "
+    assert authorized_lines(root, states) == [
+        options + key for key in (gitserver.ADMIN_KEY, *SECRET_KEYS)]
+
+
+def test_the_admin_keys_secret_alone_is_enough(tmp_path, lab_secrets):
+    root = with_keys_secret(tmp_path, [], KEYS_SECRET, SECRET_KEYS[0])
+    assert [e for e in model_check.check(root / "reclass", "lab") if e.kind == "schema"] == []
+    states = saltrender.show_sls(gitserver.NODE, "lab", ["git"], root=root)
+    assert authorized_lines(root, states) == [
+        "no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-pty " + SECRET_KEYS[0]]
+
+
+def test_a_missing_admin_keys_secret_is_a_render_error_naming_it(tmp_path, lab_secrets):
+    root = with_keys_secret(tmp_path, [gitserver.ADMIN_KEY], "no_such_ssh_public_key", None)
+    with pytest.raises(saltrender.RenderError) as err:
+        saltrender.show_sls(gitserver.NODE, "lab", ["git"], root=root)
+    assert ("git:server:admin_keys_secret names secret 'no_such_ssh_public_key', which is "
+            "not in the secrets pillar") in str(err.value)
 
 
 def test_model_check_takes_the_class_and_refuses_a_bad_value(tmp_path):

@@ -9,6 +9,7 @@ the master's private key, which the deployment's keyring never holds.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import stat
 import subprocess
@@ -421,3 +422,67 @@ def test_a_lab_keyring_from_before_the_pin_is_pinned_again(root, monkeypatch, ca
     assert run(monkeypatch, capsys, ["generate", DEPLOYMENT])[0] == 0
     assert secrets.pinned_fingerprint(DEPLOYMENT) == fpr
     assert run(monkeypatch, capsys, ["check"])[:2] == (0, "")
+
+
+# -- an ssh key pair: the public line is the secret, the private key stays here ----------
+
+SSH_SECRET = "git_server_lab_admin_ssh_public_key"
+
+
+def reference_ssh_secret(root: Path) -> None:
+    """cfg01 references SSH_SECRET (as the lab's cluster class will for its git server)."""
+    node = root / "reclass" / "nodes" / DEPLOYMENT / "cfg01.lab.local.yml"
+    data = yaml.safe_load(node.read_text())
+    data["parameters"].setdefault("git", {}).setdefault("server", {})[
+        "admin_keys_secret"] = SSH_SECRET
+    node.write_text(yaml.safe_dump(data))
+
+
+def public_of(key: Path) -> str:
+    return subprocess.run(["ssh-keygen", "-y", "-f", str(key)], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def test_generate_makes_an_ssh_key_pair_and_keeps_it(root, monkeypatch, capsys):
+    reference_ssh_secret(root)
+    assert SSH_SECRET in secrets.references(secrets_deployment())
+    rc, out, err = run(monkeypatch, capsys, ["generate", DEPLOYMENT])
+    assert rc == 0, err
+    assert "PRIVATE KEY" not in out + err
+    value = secrets.decrypt_all(DEPLOYMENT)[SSH_SECRET]
+    assert re.fullmatch(r"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5[A-Za-z0-9+/]+=* "
+                        + SSH_SECRET + "@stacksalt-lab", value)
+    key = secrets.ssh_key_file(DEPLOYMENT, SSH_SECRET)
+    assert key == root.resolve() / ".stacksalt" / "ssh" / SSH_SECRET
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    assert sorted(p.name for p in key.parent.iterdir()) == [SSH_SECRET]  # no scratch left
+    assert public_of(key) == value
+    # converging again changes nothing: the same ciphertext, the same private key
+    before, private = entries(root), key.read_bytes()
+    assert secrets.generate(DEPLOYMENT)[0] == []
+    assert (entries(root), key.read_bytes()) == (before, private)
+
+
+def test_a_lost_ssh_private_key_is_replaced_by_a_new_pair(root, monkeypatch, capsys):
+    reference_ssh_secret(root)
+    secrets.generate(DEPLOYMENT)
+    old = secrets.decrypt_all(DEPLOYMENT)
+    key = secrets.ssh_key_file(DEPLOYMENT, SSH_SECRET)
+    key.unlink()  # a fresh clone: the value is there, its private half is not
+    rc, out, err = run(monkeypatch, capsys, ["generate", DEPLOYMENT])
+    assert rc == 0, err
+    assert out.splitlines()[0] == (
+        f"secrets:{SSH_SECRET}: its private key .stacksalt/ssh/{SSH_SECRET} was missing "
+        "here: a new key pair replaces the value")
+    assert " 1 added, " in out.splitlines()[1]
+    new = secrets.decrypt_all(DEPLOYMENT)
+    assert new[SSH_SECRET] != old[SSH_SECRET]
+    assert public_of(key) == new[SSH_SECRET]
+    assert {k: v for k, v in new.items() if k != SSH_SECRET} == \
+        {k: v for k, v in old.items() if k != SSH_SECRET}
+    # rotate makes a new pair too
+    rc, out, err = run(monkeypatch, capsys, ["rotate", SSH_SECRET])
+    assert (rc, out) == (0, f"rotated {SSH_SECRET}\n"), err
+    rotated = secrets.decrypt_all(DEPLOYMENT)[SSH_SECRET]
+    assert rotated != new[SSH_SECRET] and public_of(key) == rotated

@@ -49,6 +49,7 @@ from stacksalt.secrets.throwaway import (
     decrypt_all,
     generate,
     references,
+    ssh_key_file,
 )
 
 __all__ = [
@@ -56,5 +57,6 @@ __all__ = [
     "ensure_key", "generate", "gnupg_decryptor", "import_key", "keyring_dir", "list_lines",
     "main_check", "main_generate", "main_import_key", "main_list", "main_rotate", "main_set",
     "pin_fingerprint", "pinned_fingerprint", "problems", "read_encrypted", "read_value",
-    "recipients", "references", "rotate", "secrets_file", "set_secret", "throwaway_pin_file",
+    "recipients", "references", "rotate", "secrets_file", "set_secret", "ssh_key_file",
+    "throwaway_pin_file",
 ]

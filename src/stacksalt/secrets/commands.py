@@ -18,7 +18,13 @@ from typing import TextIO
 from stacksalt.deployment import Deployment
 from stacksalt.secrets import check as check_mod
 from stacksalt.secrets import keys, store
-from stacksalt.secrets.throwaway import _new_value, generate, references
+from stacksalt.secrets.throwaway import (
+    _lost_ssh_key,
+    _new_value,
+    generate,
+    references,
+    ssh_key_file,
+)
 
 
 def read_value(name: str, stream: TextIO | None = None) -> str:
@@ -71,7 +77,7 @@ def rotate(deployment: str, name: str, value: str | None = None,
     refs = references(Deployment.load(deployment))
     current = store.read_encrypted(deployment)
     _known_name(deployment, name, refs, current, force or name in current)
-    _write_one(deployment, name, _new_value(name) if value is None else value, fpr)
+    _write_one(deployment, name, _new_value(deployment, name) if value is None else value, fpr)
 
 
 def list_lines(deployment: str) -> list[str]:
@@ -141,7 +147,8 @@ def main_rotate(deployment: str, name: str, from_stdin: bool = False,
     refs = references(Deployment.load(deployment))
     current = store.read_encrypted(deployment)
     _known_name(deployment, name, refs, current, force or name in current)
-    _write_one(deployment, name, read_value(name) if from_stdin else _new_value(name), fpr)
+    value = read_value(name) if from_stdin else _new_value(deployment, name)
+    _write_one(deployment, name, value, fpr)
     print(f"rotated {name}")
     return 0
 
@@ -166,7 +173,12 @@ def main_check(deployment: str) -> int:
 
 @_one_line_errors
 def main_generate(deployment: str) -> int:
+    lost = [name for name in store.read_encrypted(deployment)
+            if _lost_ssh_key(deployment, name)]
     added, kept = generate(deployment)
+    for name in sorted(set(lost) & set(added)):
+        print(f"secrets:{name}: its private key {store.shown(ssh_key_file(deployment, name))} "
+              "was missing here: a new key pair replaces the value")
     print(
         f"{store.secrets_file(deployment)}: {len(added)} added, {len(kept)} kept; "
         f"keyring {store.keyring_dir(deployment)}"
