@@ -48,7 +48,9 @@ def pipeline(tmp_path_factory, lab_secrets):
             "repository": str(bare),
             "branch": "main",
             "commands": [["git", "log", "-1", "--format=pushed %%H"],
-                         ["echo", "from %(prop:old_revision)s to %(prop:got_revision)s"]],
+                         ["echo", "from %(prop:old_revision)s to %(prop:got_revision)s"],
+                         ["sh", "-c", "echo \"env $STACKSALT_TEST_ENV\""]],
+            "env": {"STACKSALT_TEST_ENV": "for %(prop:got_revision)s"},
         }],
     }, "test")
     hook = gitserver.render_template(paths.repo_root(), "post-receive.jinja", {
@@ -108,6 +110,8 @@ def test_two_pushes_build_in_order_with_both_revisions(pipeline):
         assert props["old_revision"] == [old, "Change"]
         assert f"\npushed {new}\n" in log_of(cfg, build, 0)
         assert f"\nfrom {old} to {new}\n" in log_of(cfg, build, 1)
+        # the builder's env reaches the commands, interpolated
+        assert f"\nenv for {new}\n" in log_of(cfg, build, 2)
 
 
 def test_history_survives_a_restart(pipeline):

@@ -65,6 +65,9 @@ class Builder:
     repository: str
     commands: tuple[tuple[str, ...], ...]
     branch: str = "main"
+    # environment of the checkout and of every command (Interpolate strings too), e.g.
+    # GIT_SSH_COMMAND with the clone key, or the files that hold the pipeline's passwords
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,9 @@ SCHEMA: dict[str, Any] = {
                     "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
                     "repository": {"type": "string", "minLength": 1},
                     "branch": {"type": "string", "minLength": 1},
+                    "env": {"type": "object",
+                            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                            "additionalProperties": {"type": "string"}},
                     "commands": {
                         "type": "array",
                         "minItems": 1,
@@ -159,17 +165,20 @@ def parse_config(data: Any, source: str) -> PipelineConfig:
     if dupes:
         raise PipelineError(f"{source}: builders: builder names repeat: {', '.join(dupes)}")
     for i, b in enumerate(data["builders"]):
-        for j, argv in enumerate(b["commands"]):
-            for k, arg in enumerate(argv):
-                try:
-                    arg % _AnyKey()
-                except (ValueError, TypeError) as exc:
-                    raise PipelineError(
-                        f"{source}: builders:{i}:commands:{j}:{k}: {arg!r} is no Interpolate "
-                        f"string ({exc}; a literal % is written %%)") from None
+        strings = [(f"commands:{j}:{k}", arg) for j, argv in enumerate(b["commands"])
+                   for k, arg in enumerate(argv)]
+        strings += [(f"env:{name}", value) for name, value in b.get("env", {}).items()]
+        for where, arg in strings:
+            try:
+                arg % _AnyKey()
+            except (ValueError, TypeError) as exc:
+                raise PipelineError(
+                    f"{source}: builders:{i}:{where}: {arg!r} is no Interpolate "
+                    f"string ({exc}; a literal % is written %%)") from None
     builders = tuple(
         Builder(name=b["name"], repository=b["repository"], branch=b.get("branch", "main"),
-                commands=tuple(tuple(c) for c in b["commands"]))
+                commands=tuple(tuple(c) for c in b["commands"]),
+                env=tuple(sorted(b.get("env", {}).items())))
         for b in data["builders"]
     )
     rest = {k: v for k, v in data.items() if k not in ("basedir", "builders")}
@@ -188,8 +197,8 @@ def _plain(cfg: PipelineConfig) -> dict[str, Any]:
     data = asdict(cfg)
     data["basedir"] = str(cfg.basedir)
     data["buildbot_url"] = cfg.url
-    data["builders"] = [{**asdict(b), "commands": [list(c) for c in b.commands]}
-                        for b in cfg.builders]
+    data["builders"] = [{**asdict(b), "commands": [list(c) for c in b.commands],
+                         "env": dict(b.env)} for b in cfg.builders]
     return data
 
 
@@ -215,12 +224,13 @@ def buildmaster_config(master_dir: str | os.PathLike) -> dict[str, Any]:
 
     def factory(builder: Builder):
         f = util.BuildFactory()
+        env = {name: util.Interpolate(value) for name, value in builder.env}
         f.addStep(steps.Git(name="checkout", repourl=builder.repository, mode="full",
-                            method="fresh", haltOnFailure=True))
+                            method="fresh", haltOnFailure=True, env=env))
         for argv in builder.commands:
             f.addStep(steps.ShellCommand(name=" ".join(argv).replace("%%", "%")[:50],
                                          command=[util.Interpolate(a) for a in argv],
-                                         haltOnFailure=True))
+                                         env=env, haltOnFailure=True))
         return f
 
     return {
