@@ -162,6 +162,8 @@ def export(revision: str, dest: Path, git_dir: Path, product_git_dir: Path) -> s
 
 def current(base_dir: Path, ci_dir: Path) -> dict[str, Any]:
     target = os.readlink(base_dir) if base_dir.is_symlink() else None
+    if target and Path(target).parent != ci_dir / "revisions":
+        target = None  # a checkout the pipeline did not deploy (the lab's, before a push)
     history = []
     if (ci_dir / "history").is_file():
         history = [json.loads(line) for line in (ci_dir / "history").read_text().splitlines()

@@ -107,6 +107,24 @@ def _copy_renamed(src: Path, dest: Path, old: str, new: str) -> None:
             target.write_text(_renamed(path.read_text(), old, new))
 
 
+def _take_state(example: Path, dest: Path, name: str) -> bool:
+    """A repository of the example's own deployment (``init lab --from lab``) serves the
+    master that example's lab runs: it takes the example's secrets and this machine's
+    state for them (the throwaway key the lab master decrypts with, the lab's admin ssh
+    key), and commits the secrets (encrypted to that master's key, as a real repository's
+    are to its master's). False when the example has no secrets yet (`stacksalt secrets
+    generate` in it, or `stacksalt lab up`, makes them)."""
+    secrets_file = example / "pillar" / "secrets" / f"{name}.sls"
+    if not secrets_file.is_file():
+        return False
+    shutil.copy(secrets_file, dest / "pillar" / "secrets" / secrets_file.name)
+    state = paths.state_dir(example)
+    if state.is_dir():
+        shutil.copytree(state, dest / ".stacksalt", symlinks=True,
+                        ignore=lambda d, names: [n for n in names if n.startswith("S.")])
+    return True
+
+
 def init(name: str, source: str = "lab", directory: Path | None = None,
          product: str | None = None) -> DeploymentRepo:
     check_name(name, "stacksalt init NAME")
@@ -137,7 +155,9 @@ def init(name: str, source: str = "lab", directory: Path | None = None,
         if readme.is_file():
             shutil.copy(readme, dest / "pillar" / "secrets" / "README.md")
         (dest / paths.CONFIG).write_text(CONFIG.format(name=name))
-        (dest / ".gitignore").write_text(GITIGNORE + THROWAWAY_IGNORE.format(name=name))
+        same = name == source and _take_state(example, dest, name)
+        (dest / ".gitignore").write_text(
+            GITIGNORE + ("" if same else THROWAWAY_IGNORE.format(name=name)))
         (dest / "README.md").write_text(README.format(name=name, source=src.name))
         repo = DeploymentRepo.load(dest)
         _git(dest, "add", "-A")

@@ -129,6 +129,14 @@ def pillar_dir(name: str | Path | None = None) -> Path:
     return deployment_root(name) / "pillar"
 
 
+STATE_DIR_ENV = "STACKSALT_STATE_DIR"
+
+
 def state_dir(name: str | Path | None = None) -> Path:
-    """Per-machine generated state (throwaway gpg keyring, lab bookkeeping); git-ignored."""
+    """Per-machine generated state (throwaway gpg keyring, ssh keys, lab bookkeeping);
+    git-ignored. ``$STACKSALT_STATE_DIR`` names it for a checkout that has none of its own:
+    a CI build's clone of a lab deployment uses the lab's, on the same machine."""
+    env = os.environ.get(STATE_DIR_ENV)
+    if env:
+        return Path(env)
     return deployment_root(name) / ".stacksalt"

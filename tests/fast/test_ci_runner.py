@@ -195,32 +195,34 @@ def _master_dataset(root: Path) -> dict:
     return next(d["dataset"] for d in state["file"] if isinstance(d, dict) and "dataset" in d)
 
 
-def _with_ci(tmp_path: Path, params: str) -> Path:
+def _lab_copy(tmp_path: Path, params: str = "", ci_class: bool = True) -> Path:
+    """A copy of the lab (its cfg01 has system.salt.master.ci), with ``params`` added to
+    cfg01's _param, or without the class."""
     from tests.trees import copy_deployment
 
-    root = copy_deployment("lab", tmp_path / "repo")
+    root = copy_deployment("lab", tmp_path / ("repo" if ci_class else "plain"))
     config = root / "reclass" / "classes" / "cluster" / "lab" / "infra" / "config.yml"
-    text = config.read_text().replace("  - system.salt.api.single\n",
-                                      "  - system.salt.api.single\n  - system.salt.master.ci\n")
+    text = config.read_text()
+    assert "  - system.salt.master.ci\n" in text
+    if not ci_class:
+        text = text.replace("  - system.salt.master.ci\n", "")
     config.write_text(text.replace("  _param:\n", "  _param:\n" + params, 1))
     return root
 
 
 def test_the_master_config_names_what_the_runner_reads(tmp_path, lab_secrets, monkeypatch):
     """system.salt.master.ci renders stacksalt_ci into the master's config, and the runner's
-    _config takes it; the lab as it is has no stacksalt_ci, and the runner refuses that."""
-    root = _with_ci(tmp_path, "    git_server_home: /srv/git\n    git_server_repository: lab\n")
-    conf = _master_dataset(root)["stacksalt_ci"]
-    assert conf == {"base_dir": "/srv/stacksalt/deployments/lab", "ci_dir": "/srv/stacksalt-ci",
+    _config takes it; without the class there is no stacksalt_ci, and the runner refuses
+    that."""
+    conf = _master_dataset(_lab_copy(tmp_path))["stacksalt_ci"]
+    assert conf == {"base_dir": "/srv/stacksalt", "ci_dir": "/srv/stacksalt-ci",
                     "git_dir": "/srv/git/lab.git", "product_git_dir": "/srv/git/stacksalt.git",
                     "keep": 5}
     monkeypatch.setattr(ci, "__opts__", {"stacksalt_ci": conf}, raising=False)
     assert ci._config() == conf
 
-    # negative control: the lab without the class renders no stacksalt_ci; the runner says so
-    from tests.trees import copy_deployment
-
-    plain = _master_dataset(copy_deployment("lab", tmp_path / "plain"))
+    # negative control: without the class no stacksalt_ci is rendered; the runner says so
+    plain = _master_dataset(_lab_copy(tmp_path, ci_class=False))
     assert "stacksalt_ci" not in plain
     monkeypatch.setattr(ci, "__opts__", plain, raising=False)
     with pytest.raises(ci.CiError, match="base_dir, ci_dir, git_dir, product_git_dir not set"):
@@ -230,7 +232,17 @@ def test_the_master_config_names_what_the_runner_reads(tmp_path, lab_secrets, mo
 def test_an_unset_ci_path_is_a_render_error_naming_the_key(tmp_path, lab_secrets):
     from stacksalt import saltrender
 
-    root = _with_ci(tmp_path, "    git_server_home: /srv/git\n    git_server_repository: lab\n"
-                              "    salt_master_ci_product_git_dir: ''\n")
+    root = _lab_copy(tmp_path, "    salt_master_ci_product_git_dir: ''\n")
     with pytest.raises(saltrender.RenderError, match=r"salt:master:ci: product_git_dir not set"):
         _master_dataset(root)
+
+
+def test_a_checkout_the_pipeline_did_not_deploy_is_no_revision(world):
+    """`lab up` points the base dir at the mounted checkout: status names no revision, and
+    the first move records it came from none."""
+    w = world
+    w["base"].parent.mkdir(parents=True)
+    w["base"].symlink_to(w["dep"])
+    assert ci.current(w["base"], w["ci"])["revision"] is None
+    assert move(w, w["r1"])["previous"] is None
+    assert ci.current(w["base"], w["ci"])["revision"] == w["r1"]

@@ -178,3 +178,29 @@ def test_secrets_commands_default_to_the_repositorys_deployment(site, tmp_path):
     proc = stacksalt("secrets", "list", cwd=copy)
     assert "this repository is deployment" not in proc.stderr, proc.stderr
     assert "missing:" in proc.stdout  # nothing generated yet: every referenced name missing
+
+
+def test_init_of_the_examples_own_deployment_takes_its_secrets(product, tmp_path, lab_secrets):
+    """`init lab --from lab` makes the repository an admin pushes to the lab's cfg01: it
+    commits the lab's encrypted secrets (the lab master decrypts them) and takes this
+    machine's state for them, so its commands decrypt; `init mysite` (above) does neither."""
+    proc = stacksalt("init", "lab", "--from", "lab", "--product", str(product), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    repo = tmp_path / "lab"
+    assert git(repo, "status", "--porcelain") == ""
+    assert "pillar/secrets/lab.sls" in git(repo, "ls-files").splitlines()
+    example = paths.example("lab")
+    assert (repo / "pillar/secrets/lab.sls").read_bytes() == \
+        (example / "pillar/secrets/lab.sls").read_bytes()
+    # the state is this machine's, so it stays out of git
+    assert (repo / ".stacksalt" / "gpgkeys").is_dir()
+    assert not [f for f in git(repo, "ls-files").splitlines() if f.startswith(".stacksalt")]
+    check = stacksalt("secrets", "check", cwd=repo)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_state_dir_can_be_named_for_a_checkout_without_one(tmp_path, monkeypatch):
+    """A CI build's clone has no .stacksalt/: $STACKSALT_STATE_DIR names the lab's."""
+    assert paths.state_dir(tmp_path) == tmp_path / ".stacksalt"
+    monkeypatch.setenv(paths.STATE_DIR_ENV, str(tmp_path / "elsewhere"))
+    assert paths.state_dir(tmp_path) == tmp_path / "elsewhere"

@@ -48,9 +48,9 @@ def test_master_and_ca_only_on_cfg01(rendered_lab):
 def test_master_config_wires_reclass(rendered_lab):
     state = rendered_lab["cfg01.lab.local"]["salt-master-config-file-managed"]
     dataset = next(d["dataset"] for d in state["file"] if isinstance(d, dict) and "dataset" in d)
-    # the lab's deployment repository is the example deployments/lab of the checkout the
-    # lab master mounts at /srv/stacksalt; the formulas are reached through its stacksalt/
-    base = "/srv/stacksalt/deployments/lab"
+    # the default base dir: in the lab a symlink to the example deployments/lab of the
+    # checkout the master mounts; the formulas are reached through its stacksalt/
+    base = "/srv/stacksalt"
     assert dataset["ext_pillar"][0]["reclass"]["inventory_base_uri"] == f"{base}/reclass"
     assert dataset["master_tops"]["reclass"]["inventory_base_uri"] == f"{base}/reclass"
     assert dataset["file_roots"] == {"base": [f"{base}/stacksalt/formulas"]}

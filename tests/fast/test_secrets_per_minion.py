@@ -118,7 +118,7 @@ def test_the_master_config_chains_the_secrets_ext_pillar_after_reclass():
 
     dep = Deployment.load("lab")
     master = dep.parameters("cfg01.lab.local")["salt"]["master"]
-    base = "/srv/stacksalt/deployments/lab"  # the lab's deployment repository on cfg01
+    base = "/srv/stacksalt"  # the lab's deployment repository on cfg01 (a symlink)
     want = engine.pillar_options(f"{base}/stacksalt/formulas", f"{base}/pillar",
                                  f"{base}/reclass")
     assert master["pillar_dirs"] == want["pillar_dirs"]

@@ -47,7 +47,7 @@ def test_ops_user_has_the_secret_hash(lab, lab_secrets):
 def test_master_is_wired_to_the_model(lab):
     master = lab.host(lab.plan.master.minion_id)
     conf = master.file("/etc/salt/master.d/stacksalt.conf").content_string
-    assert "inventory_base_uri: /srv/stacksalt/deployments/lab/reclass" in conf
+    assert "inventory_base_uri: /srv/stacksalt/reclass" in conf
     assert "master_tops:" in conf and "ext_pillar:" in conf
     assert master.service("salt-master").is_running
     assert master.service("salt-master").is_enabled
@@ -74,10 +74,15 @@ def test_secrets_are_decrypted_on_the_master_only(lab, lab_secrets):
         assert not host.file("/etc/salt/gpgkeys").exists, node.minion_id
 
 
+CFG01_ONLY = ("docker_registry_password", "salt_api_ci_password",
+              "buildbot_change_hook_password", "git_server_lab_admin_ssh_public_key")
+
+
 def test_each_minion_receives_only_the_secrets_its_model_references(lab, lab_secrets):
     """The real master's pillar (reclass, then the stacksalt_secrets ext_pillar): a compute
     node holds its ops user's hash only; the masters, which render the OpenStack Secret
-    and the service-account key, hold those; cfg01 the registry's password."""
+    and the service-account key, hold those; cfg01 the registry's password, salt-api's, and
+    the git server's: the Buildbot change hook's password and the admin's public key."""
     code, out = lab.salt("*", "pillar.item", "secrets", "unmask=True")
     assert code == 0
     received = {m: set(v.get("secrets") or {}) for m, v in out.items()}
@@ -88,11 +93,9 @@ def test_each_minion_receives_only_the_secrets_its_model_references(lab, lab_sec
         if minion.startswith(("cmp", "ctl")):
             assert names == {"linux_ops_password_hash"}, (minion, sorted(names))
         elif minion.startswith("cfg"):
-            assert names == {"docker_registry_password", "linux_ops_password_hash",
-                             "salt_api_ci_password"}, minion
+            assert names == set(CFG01_ONLY) | {"linux_ops_password_hash"}, minion
         else:
-            assert names == set(lab_secrets) - {"docker_registry_password",
-                                                "salt_api_ci_password"}, minion
+            assert names == set(lab_secrets) - set(CFG01_ONLY), minion
 
 
 def test_secrets_encryption_config_on_the_masters_only(lab, lab_secrets):

@@ -22,7 +22,7 @@ from rich.table import Table
 from stacksalt import engine, paths, secrets
 from stacksalt.deployment import Deployment
 from stacksalt.errors import StacksaltError
-from stacksalt.lab import containers, dockerd, images, registry_trust, summary
+from stacksalt.lab import containers, dockerd, images, pipeline, registry_trust, summary
 from stacksalt.lab.plan import LabNode, LabPlan, plan
 
 MINION_WAIT_S = 180
@@ -108,7 +108,7 @@ def _bootstrap_minion(container, node: LabNode, master_address: str) -> None:
 
 def _bootstrap_master(container, lab: LabPlan) -> None:
     """cfg01's bootstrap: `salt-call --local state.apply salt.master` against the model
-    mounted at the master's base dir, then its own minion."""
+    at the master's base dir (a symlink into the mounted checkout), then its own minion."""
     base = lab.master_base_dir
     _put_dir(container, secrets.keyring_dir(lab.deployment), "/etc/salt/gpgkeys")
     active = containers.exec_run(container, ["systemctl", "is-active", "salt-master"], check=False)
@@ -242,23 +242,41 @@ def print_summary(console: Console, title: str, results: dict[str, summary.NodeR
             console.print(f"[red]{r.minion_id}: {f}[/]")
 
 
+# where the lab's master mounts the stacksalt checkout (read-only); its base dir is a
+# symlink into it, as a real master's base dir is a symlink the pipeline moves
+CHECKOUT_MOUNT = "/srv/stacksalt-checkout"
+
+
 def master_mount(lab: LabPlan) -> tuple[str, str]:
-    """(host folder, master folder) of the bind mount that puts the deployment repository
-    at the model's salt:master:base_dir with its stacksalt/ resolving inside the mount: the
-    repository itself when stacksalt is a submodule in it, the enclosing checkout for an
-    example under deployments/ (base_dir must then end in that example's path)."""
+    """(host folder, folder on the master) of the bind mount that holds the deployment
+    repository with its stacksalt/ resolving inside the mount: the repository itself when
+    stacksalt is a submodule in it, else the enclosing checkout of an example under
+    deployments/."""
     root = paths.deployment_root(lab.deployment)
     product = paths.product_root(lab.deployment)
-    if product.is_relative_to(root):
-        return str(root), lab.master_base_dir
-    rel = root.relative_to(product).as_posix() if root.is_relative_to(product) else None
-    if rel is None or not lab.master_base_dir.endswith("/" + rel):
-        raise LabError(
-            f"{root}: salt:master:base_dir is {lab.master_base_dir}, but this deployment "
-            f"repository lies at {rel or root} of its stacksalt checkout {product}: set "
-            f"_param:salt_master_base_dir to a path ending in /{rel or '...'}"
-        )
-    return str(product), lab.master_base_dir[: -len(rel) - 1]
+    if product.is_relative_to(root) or not root.is_relative_to(product):
+        return str(root), CHECKOUT_MOUNT
+    return str(product), CHECKOUT_MOUNT
+
+
+def base_dir_target(lab: LabPlan) -> str:
+    """Where the master's base dir (salt:master:base_dir) points: the deployment repository
+    inside the mount."""
+    root = paths.deployment_root(lab.deployment)
+    host, mounted = master_mount(lab)
+    rel = root.relative_to(host).as_posix()
+    return mounted if rel == "." else f"{mounted}/{rel}"
+
+
+def link_base_dir(container, lab: LabPlan) -> None:
+    """Point the master's base dir at the mounted checkout (what `lab up` serves; the
+    pipeline moves the same link to the revisions it deploys)."""
+    base, target = lab.master_base_dir, base_dir_target(lab)
+    tmp = f"{base}.lab-up.new"
+    containers.exec_run(container, ["sh", "-c", 'set -e; [ ! -e "$1" ] || [ -L "$1" ] || '
+                                    '{ echo "$1 is a real directory" >&2; exit 1; }; '
+                                    'mkdir -p "$(dirname "$1")"; ln -sfn "$2" "$3"; '
+                                    'mv -T "$3" "$1"', "sh", base, target, tmp])
 
 
 def _stale_reason(client, lab: LabPlan, mount: tuple[str, str], image_id: str) -> str | None:
@@ -315,7 +333,9 @@ def up(deployment: str = "lab", console: Console | None = None) -> int:
 
     master = _start(client, lab, lab.master,
                     mounts=[Mount(mount[1], mount[0], type="bind", read_only=True)])
-    _step(console, t0, f"{lab.master.minion_id}: container up; bootstrapping the salt master")
+    link_base_dir(master, lab)
+    _step(console, t0, f"{lab.master.minion_id}: container up, {lab.master_base_dir} -> "
+                       f"{base_dir_target(lab)}; bootstrapping the salt master")
     _bootstrap_master(master, lab)
     for node in lab.minions:
         c = _start(client, lab, node)
@@ -348,7 +368,10 @@ def up(deployment: str = "lab", console: Console | None = None) -> int:
     failed = sum(r.failed for r in results.values())
     _step(console, t0, f"lab {deployment}: {len(expected)} nodes, {failed} failed states")
     trusted = registry_trust.install(client, lab, console)
-    return 1 if failed or not trusted else 0
+    if failed or not trusted:
+        return 1
+    pipeline.install(client, lab, console)
+    return 0
 
 
 def down(deployment: str = "lab", remove_images: bool = False,
@@ -356,6 +379,7 @@ def down(deployment: str = "lab", remove_images: bool = False,
     """Remove only what the lab created: containers and network labelled with it."""
     console = console or Console()
     client = dockerd.ensure_engine(console)
+    pipeline.remove(deployment, console)
     registry_trust.remove(deployment, console)
     selector = {"label": [f"io.stacksalt.deployment={deployment}", "io.stacksalt.lab=true"]}
     for c in client.containers.list(all=True, filters=selector):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -221,8 +222,13 @@ def run(deployment: str, from_rev: str, to_rev: str, master, console: Console | 
         report.images = pipe.step("images", images, deployment, console,
                                   read_password("STACKSALT_CI_REGISTRY_PASSWORD_FILE"), ca)
         report.master = pipe.step("master", _move_master, master, to_rev)
+        repo = paths.deployment_root(deployment)
+        # compared with what the master served (the last good revision), not with the
+        # branch's previous tip: a failed push in between never reached the master
+        served = report.master.get("previous")
+        if served and served != to_rev and _is_commit(repo, served):
+            previous = report.previous = served
         with tempfile.TemporaryDirectory(prefix="stacksalt-ci-") as tmp:
-            repo = paths.deployment_root(deployment)
             new_root = upgrade.export(repo, to_rev, Path(tmp) / "new", deployment)
             old_root = upgrade.export(repo, previous, Path(tmp) / "old", deployment) \
                 if previous else None
@@ -243,6 +249,11 @@ def run(deployment: str, from_rev: str, to_rev: str, master, console: Console | 
         except StacksaltError as exc:
             console.print(f"[red]the report could not be kept on the master: {exc}[/]")
     return report
+
+
+def _is_commit(repo: Path, rev: str) -> bool:
+    return subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{rev}^{{commit}}"],
+                          capture_output=True).returncode == 0
 
 
 def _move_master(master, revision: str) -> tuple[str, list[str], dict[str, Any]]:

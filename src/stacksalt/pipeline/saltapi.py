@@ -11,6 +11,7 @@ import requests
 from stacksalt.errors import StacksaltError
 
 TIMEOUT_S = 900
+LOCAL_TIMEOUT_S = 600
 
 
 class SaltAPIError(StacksaltError):
@@ -67,5 +68,7 @@ class SaltAPI:
     def local(self, nodes: list[str], fun: str, arg: list[Any] | None = None,
               kwarg: dict[str, Any] | None = None) -> dict[str, Any]:
         low = {"client": "local", "tgt": nodes, "tgt_type": "list", "fun": fun,
-               "arg": arg or [], "kwarg": kwarg or {}, "full_return": False}
+               "arg": arg or [], "kwarg": kwarg or {}, "full_return": False,
+               # a state run takes minutes: wait for it, not the master's 5 s default
+               "timeout": LOCAL_TIMEOUT_S}
         return self._post("/", [low])["return"][0]

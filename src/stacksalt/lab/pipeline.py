@@ -1,0 +1,223 @@
+"""The lab's release pipeline: `lab up` ends here, `lab down` stops it.
+
+The git server on cfg01 (formulas/git, from the lab model) takes pushes over SSH; its
+post-receive hook queues a build in Buildbot, which runs on this host (the build host,
+beside the Docker engine) at the lab network's gateway. Its one builder checks the pushed
+revision out, fetches the stacksalt it pins and runs ``stacksalt ci run``, which talks to
+the master through salt-api. What this module does on the host, all under the lab
+example's per-machine state (``.stacksalt/pipeline/``, mode 0700):
+
+- ``known_hosts``: cfg01's SSH host key, read from its container (the channel `lab up`
+  already trusts), so neither the admin's pushes nor Buildbot's clones trust on first use;
+- the admin key is the private half of the secret ``git:server:admin_keys_secret`` names
+  (``stacksalt secrets generate`` made it); ``ssh.sh`` is the ``GIT_SSH_COMMAND`` that uses
+  it with that ``known_hosts``;
+- the stacksalt checkout's HEAD is pushed to the git server's product mirror
+  (``stacksalt.git``): the master's runner exports the formulas a revision pins from it;
+- the password files the builder's commands read (salt-api, the registry, the change
+  hook), 0600, from the decrypted lab secrets;
+- Buildbot's master and worker (pipeline.buildbot), started again with this config.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from rich.console import Console
+
+from stacksalt import paths, secrets
+from stacksalt.deployment import Deployment
+from stacksalt.errors import StacksaltError
+from stacksalt.lab import containers, registry_trust
+from stacksalt.lab.plan import LabPlan
+from stacksalt.pipeline import buildbot
+from stacksalt.pipeline.cli import PASSWORD_ENV
+
+REGISTRY_PASSWORD_ENV = "STACKSALT_CI_REGISTRY_PASSWORD_FILE"
+HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
+
+
+class LabPipelineError(StacksaltError):
+    pass
+
+
+@dataclass(frozen=True)
+class LabPipeline:
+    """Where the lab's pipeline lives on this host and how it reaches cfg01."""
+
+    deployment: str
+    state: Path
+    git_host: str
+    git_user: str
+    repository: str
+    key_secret: str
+    change_hook_user: str
+    change_hook_secret: str
+    buildbot_url: str
+    salt_api_secret: str
+    registry_secret: str | None
+
+    @property
+    def remote(self) -> str:
+        return f"{self.git_user}@{self.git_host}:{self.repository}.git"
+
+    @property
+    def product_remote(self) -> str:
+        return f"{self.git_user}@{self.git_host}:stacksalt.git"
+
+    @property
+    def key_file(self) -> Path:
+        return secrets.ssh_key_file(self.deployment, self.key_secret)
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state / "known_hosts"
+
+    @property
+    def ssh_command(self) -> str:
+        return (f"ssh -i {shlex.quote(str(self.key_file))} -o IdentitiesOnly=yes "
+                f"-o UserKnownHostsFile={shlex.quote(str(self.known_hosts))} "
+                "-o StrictHostKeyChecking=yes -o BatchMode=yes")
+
+    def password_file(self, name: str) -> Path:
+        return self.state / f"{name}.password"
+
+    def config(self, lab: LabPlan) -> buildbot.PipelineConfig:
+        web = urlsplit(self.buildbot_url)
+        env = {
+            "GIT_SSH_COMMAND": self.ssh_command,
+            # the pinned stacksalt is a submodule whose URL is this host's checkout
+            "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "protocol.file.allow",
+            "GIT_CONFIG_VALUE_0": "always",
+            paths.STATE_DIR_ENV: str(paths.state_dir(self.deployment)),
+            PASSWORD_ENV: str(self.password_file(self.salt_api_secret)),
+        }
+        if self.registry_secret:
+            env[REGISTRY_PASSWORD_ENV] = str(self.password_file(self.registry_secret))
+        ca = registry_trust.CERTS_DIR / registry_trust.registry(lab.deployment).name / "ca.crt"
+        stacksalt = str(Path(buildbot._bin("stacksalt")))
+        return buildbot.parse_config({
+            "basedir": str(self.state / "buildbot"),
+            "web_port": web.port or 80,
+            "web_interface": web.hostname,
+            "buildbot_url": self.buildbot_url,
+            "title": f"stacksalt lab {self.deployment}",
+            "change_hook_user": self.change_hook_user,
+            "change_hook_password_file": str(self.password_file(self.change_hook_secret)),
+            "builders": [{
+                "name": self.repository,
+                "repository": self.remote,
+                "branch": "main",
+                "env": {k: v.replace("%", "%%") for k, v in env.items()},
+                "commands": [
+                    ["git", "submodule", "update", "--init"],
+                    [stacksalt, "ci", "run", "--from", "%(prop:old_revision)s",
+                     "--to", "%(prop:got_revision)s", "--ca-file", str(ca),
+                     "--report", "report.json"],
+                ],
+            }],
+        }, f"the lab pipeline of {self.deployment}")
+
+
+def of(dep: Deployment, lab: LabPlan) -> LabPipeline | None:
+    """The lab's pipeline from the model of its git server node (None: the lab has none)."""
+    for node in dep.node_names:
+        p = dep.parameters(node)
+        server = (p.get("git") or {}).get("server") or {}
+        if not server.get("enabled"):
+            continue
+        hooked = [r for r in server.get("repositories") or [] if r.get("hook")]
+        if len(hooked) != 1 or not server.get("admin_keys_secret"):
+            raise LabPipelineError(
+                f"{node}: git:server: the lab's pipeline needs exactly one repository with "
+                "a hook and admin_keys_secret (the lab's admin key, made per machine)")
+        repo = hooked[0]
+        api = (p.get("salt") or {}).get("api") or {}
+        registry = (p.get("docker") or {}).get("registry") or {}
+        return LabPipeline(
+            deployment=dep.name,
+            state=paths.state_dir(dep.name) / "pipeline",
+            git_host=p["linux"]["network"]["address"],
+            git_user=server["user"],
+            repository=repo["name"],
+            key_secret=server["admin_keys_secret"],
+            change_hook_user=repo["hook"]["auth"]["user"],
+            change_hook_secret=repo["hook"]["auth"]["password_secret"],
+            buildbot_url=repo["hook"]["buildbot_url"],
+            salt_api_secret=_one_secret(node, "salt:api:users", api.get("users") or {}),
+            registry_secret=registry.get("password_secret") or None,
+        )
+    return None
+
+
+def _one_secret(node: str, where: str, users: dict) -> str:
+    names = [u.get("password_secret") for u in users.values() if isinstance(u, dict)]
+    if len(names) != 1 or not names[0]:
+        raise LabPipelineError(f"{node}: {where}: the lab's pipeline needs one user with a "
+                               "password_secret")
+    return names[0]
+
+
+def _git(*args: str, cwd: Path | None = None, env: dict | None = None) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    if proc.returncode != 0:
+        raise LabPipelineError(f"git {' '.join(args)} failed: "
+                               f"{(proc.stderr or proc.stdout).strip()[-800:]}")
+    return proc.stdout.strip()
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    path.chmod(0o600)
+
+
+def install(client, lab: LabPlan, console: Console) -> LabPipeline | None:
+    """Everything above, idempotent; returns the pipeline (None if the model has none)."""
+    dep = Deployment.load(lab.deployment)
+    pipe = of(dep, lab)
+    if pipe is None:
+        return None
+    pipe.state.mkdir(parents=True, exist_ok=True)
+    pipe.state.chmod(0o700)
+    master = client.containers.get(lab.master.container_name(lab.deployment))
+    host_key = containers.exec_run(master, ["cat", HOST_KEY]).split()
+    _write_private(pipe.known_hosts, f"{pipe.git_host} {host_key[0]} {host_key[1]}\n")
+    if not pipe.key_file.is_file():
+        raise LabPipelineError(f"{pipe.key_file}: the lab's admin ssh key is missing; run "
+                               "`stacksalt secrets generate` (or `lab up`) again")
+    values = secrets.decrypt_all(lab.deployment)
+    for name in filter(None, (pipe.salt_api_secret, pipe.registry_secret,
+                              pipe.change_hook_secret)):
+        _write_private(pipe.password_file(name), values[name].strip() + "\n")
+    product = paths.product_root(lab.deployment)
+    _git("push", "--quiet", "--force", pipe.product_remote, "HEAD:refs/heads/main",
+         cwd=product, env={"GIT_SSH_COMMAND": pipe.ssh_command})
+    cfg = pipe.config(lab)
+    buildbot.stop(cfg)  # a running one may have another config
+    buildbot.start(cfg)
+    head = _git("rev-parse", "--short=12", "HEAD", cwd=product)
+    console.print(f"release pipeline: Buildbot {cfg.url}; stacksalt {head} pushed to "
+                  f"{pipe.product_remote}; push a deployment repository (`stacksalt init "
+                  f"{lab.deployment} DIR --from {lab.deployment}`) to {pipe.remote} with "
+                  f"GIT_SSH_COMMAND=\"{pipe.ssh_command}\"")
+    return pipe
+
+
+def remove(deployment: str, console: Console) -> None:
+    """Stop the lab's Buildbot (its history stays in .stacksalt/pipeline/buildbot)."""
+    basedir = paths.state_dir(deployment) / "pipeline" / "buildbot"
+    if not (basedir / "master" / buildbot.CONFIG_FILE).is_file():
+        return
+    cfg = buildbot.load_config(basedir / "master" / buildbot.CONFIG_FILE)
+    if any(buildbot.running(cfg).values()):
+        buildbot.stop(cfg)
+        console.print(f"stopped Buildbot ({cfg.url})")
