@@ -146,10 +146,13 @@ def build_images(
     changed_only: bool = False,
     plain_http: bool = False,
     ca: Path | None = None,
+    before_push: Callable[[list[str]], None] | None = None,
 ) -> list[Built]:
     """Build (and push) the deployment's images; returns what was built, base first.
     Each image carries its inputs digest as labels (plan.py); with ``changed_only`` only the
-    images whose digest differs from the registry's tag are built (and pushed)."""
+    images whose digest differs from the registry's tag are built (and pushed).
+    ``before_push`` gets the tags to be pushed once all are built (the pipeline's secrets
+    scan): what it raises stops the run before anything is pushed."""
     started = time.monotonic()
     defs, work = _load(console, deployment, names, registry, root)
     registries = sorted({d.registry for d in work.images})
@@ -198,6 +201,8 @@ def build_images(
         ))
     if do_push and auth is not None:
         by_name = {d.name: d for d in todo}
+        if before_push:
+            before_push([by_name[b.name].tag for b in built if b.name in by_name])
         for b in built:
             d = by_name.get(b.name)
             if d is None:

@@ -53,7 +53,6 @@ class LabPipeline:
     deployment: str
     state: Path
     git_host: str
-    git_user: str
     repository: str
     key_secret: str
     change_hook_user: str
@@ -62,13 +61,9 @@ class LabPipeline:
     salt_api_secret: str
     registry_secret: str | None
 
-    @property
-    def remote(self) -> str:
-        return f"{self.git_user}@{self.git_host}:{self.repository}.git"
-
-    @property
-    def product_remote(self) -> str:
-        return f"{self.git_user}@{self.git_host}:stacksalt.git"
+    # the URL the hook sends and Buildbot clones (git:server:repositories:hook:repository)
+    remote: str
+    product_remote: str
 
     @property
     def key_file(self) -> Path:
@@ -143,8 +138,9 @@ def of(dep: Deployment, lab: LabPlan) -> LabPipeline | None:
             deployment=dep.name,
             state=paths.state_dir(dep.name) / "pipeline",
             git_host=p["linux"]["network"]["address"],
-            git_user=server["user"],
             repository=repo["name"],
+            remote=repo["hook"]["repository"],
+            product_remote=repo["hook"]["repository"].rsplit("/", 1)[0] + "/stacksalt.git",
             key_secret=server["admin_keys_secret"],
             change_hook_user=repo["hook"]["auth"]["user"],
             change_hook_secret=repo["hook"]["auth"]["password_secret"],

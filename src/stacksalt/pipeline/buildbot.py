@@ -341,7 +341,10 @@ def _create_worker(cfg: PipelineConfig, password: str) -> None:
     from buildbot_worker.scripts.runner import CreateWorkerOptions
 
     opts = CreateWorkerOptions()
-    opts.parseOptions(["--quiet", "--umask=0o077", str(cfg.worker_dir),
+    # the builds' umask: a checkout's files keep git's usual modes (0644), which image
+    # builds copy into layers (an 0600 file is a cache miss, and unreadable to a service
+    # user); the worker's own files are made under 0o077 below, and basedir is 0700
+    opts.parseOptions(["--quiet", "--umask=0o022", str(cfg.worker_dir),
                        f"127.0.0.1:{cfg.worker_port}", cfg.worker_name, password])
     old = os.umask(0o077)
     try:

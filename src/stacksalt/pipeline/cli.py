@@ -49,7 +49,15 @@ def api_settings(dep: Deployment) -> dict[str, Any]:
 def main(deployment: str, from_rev: str, to_rev: str, report: Path | None,
          ca: Path | None, master_url: str | None) -> int:
     root = paths.deployment_root(deployment)
-    new, old = _rev(root, to_rev), _rev(root, from_rev)
+    new = _rev(root, to_rev)
+    try:
+        old = _rev(root, from_rev)
+    except run.PipelineError:
+        # a force-push over history this clone never had: compare with what the master
+        # serves (the run asks it), not with the branch's replaced tip
+        print(f"--from {from_rev[:12]} is not in this clone's history (a force-push?): "
+              "comparing with the revision the master serves")
+        old = run.ZERO
     head = _rev(root, "HEAD")
     if head != new:
         raise run.PipelineError(f"{root} is at {head[:12]}, not at --to {new[:12]}: check the "

@@ -99,6 +99,11 @@ class Pipeline:
             self.report.steps.append(Step(name, False, time.monotonic() - started, str(exc)))
             self.report.ok = False
             raise
+        except BaseException as exc:  # a bug: the report says FAILED, the traceback follows
+            self.report.steps.append(Step(name, False, time.monotonic() - started,
+                                          f"{type(exc).__name__}: {exc}"))
+            self.report.ok = False
+            raise
         self.report.steps.append(Step(name, True, time.monotonic() - started, summary, details))
         self.console.print(f"   {summary}")
         return value
@@ -125,23 +130,26 @@ def images(deployment: str, console: Console, registry_password: str | None,
 
     try:
         decided = build.plan_images(console, deployment, password=registry_password, ca=ca)
-        todo = [d.name for d in decided if d.build]
+        todo = [d.image for d in decided if d.build]
         built = []
         if todo:
-            # the plan above decided: build exactly those (not a second registry lookup)
+            # the plan above decided: build exactly those (not a second registry lookup),
+            # scan them, and only then push
             built = build.build_images(None, console, deployment, todo, do_push=True,
-                                       password=registry_password, ca=ca)
-            _scan(deployment, [d.tag for d in decided if d.build], console)
+                                       password=registry_password, ca=ca,
+                                       before_push=lambda tags: _scan(deployment, tags,
+                                                                      console))
     except ImagesError as exc:
         raise PipelineError(f"images: {exc}; the master untouched") from None
     rows = [d.as_dict() for d in decided]
     digests = {b.name: b.digest for b in built if getattr(b, "digest", None)}
     for row in rows:
-        if row["name"] in digests:
-            row["pushed"] = digests[row["name"]]
+        if row["image"] in digests:
+            row["pushed"] = digests[row["image"]]
     n = sum(1 for d in decided if d.build)
     return (f"{n} built and pushed, {len(decided) - n} reused",
-            [f"{d.name}: {d.action} ({d.reason})" for d in decided], rows)
+            [f"{d.image}: {d.action}" + (f" ({d.reason})" if d.reason else "")
+             for d in decided], rows)
 
 
 def _scan(deployment: str, tags: list[str], console: Console) -> None:
