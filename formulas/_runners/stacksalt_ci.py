@@ -108,8 +108,35 @@ def _git(git_dir: Path, *args: str) -> bytes:
 
 
 def _extract(data: bytes, dest: Path) -> None:
+    """git archive's tar into ``dest``, refusing any member that would land (or link)
+    outside it: tarfile's "data" filter where Python has it (3.11.4+), the same checks by
+    hand where it does not (Debian 12's 3.11.2, which the salt master may run)."""
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(dest, filter="data")
+            return
+        root = os.path.realpath(dest)
+        for member in tar.getmembers():
+            _check_member(member, root)
+        tar.extractall(dest)
+
+
+def _check_member(member: tarfile.TarInfo, root: str) -> None:
+    def inside(path: str) -> bool:
+        return os.path.commonpath([root, os.path.realpath(path)]) == root
+
+    target = os.path.join(root, member.name)
+    ok = not os.path.isabs(member.name) and inside(target)
+    if member.issym():
+        ok = ok and not os.path.isabs(member.linkname) and \
+            inside(os.path.join(os.path.dirname(target), member.linkname))
+    elif member.islnk():
+        ok = ok and inside(os.path.join(root, member.linkname))
+    elif not (member.isfile() or member.isdir()):
+        ok = False
+    if not ok:
+        raise CiError(f"archive member {member.name!r} would land outside {root}; nothing "
+                      "was moved")
 
 
 @contextlib.contextmanager

@@ -246,3 +246,32 @@ def test_a_checkout_the_pipeline_did_not_deploy_is_no_revision(world):
     assert ci.current(w["base"], w["ci"])["revision"] is None
     assert move(w, w["r1"])["previous"] is None
     assert ci.current(w["base"], w["ci"])["revision"] == w["r1"]
+
+
+@pytest.mark.parametrize("filtered", [True, False], ids=["data-filter", "python-3.11.2"])
+def test_an_export_never_lands_outside_its_tree(world, monkeypatch, filtered):
+    """Debian 12's Python (3.11.2, the master's) has no tarfile filter: the runner checks
+    the members itself. A real export works either way; a member or a link leading out of
+    the tree is refused, and nothing is written outside."""
+    import io
+    import tarfile
+
+    w = world
+    if not filtered:
+        monkeypatch.delattr(ci.tarfile, "data_filter", raising=False)
+    w["base"].parent.mkdir(parents=True)
+    move(w, w["r1"])
+    assert (w["base"] / "reclass" / "classes" / "service" / "a" / "init.yml").is_file()
+    for name, kind, link in (("../escaped", tarfile.REGTYPE, ""),
+                             ("reclass/out", tarfile.SYMTYPE, "../../../escaped"),
+                             ("abs", tarfile.SYMTYPE, "/etc/passwd")):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, link
+            tar.addfile(info, io.BytesIO(b""))
+        dest = w["tmp"] / f"x-{filtered}-{name.replace('/', '_')}"
+        dest.mkdir()
+        with pytest.raises((ci.CiError, tarfile.TarError)):
+            ci._extract(buf.getvalue(), dest)
+        assert not (w["tmp"] / "escaped").exists()
