@@ -121,7 +121,7 @@ def _ci_run(args: argparse.Namespace) -> int:
     from stacksalt.pipeline import cli as pipeline_cli
 
     return pipeline_cli.main(args.deployment, args.from_rev, args.to_rev, args.report,
-                             args.ca_file, args.master_url)
+                             args.ca_file, args.master_url, args.api_user)
 
 
 def _deployment_option(p: argparse.ArgumentParser) -> None:
@@ -289,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CA of the master's salt-api and the registry (default: system CAs)")
     p.add_argument("--master-url", metavar="URL",
                    help="salt-api address (default: from the model's salt:api)")
+    p.add_argument("--api-user", metavar="USER",
+                   help="salt-api user (default: from the model's salt:api); with "
+                   "--master-url, a model that does not render still gets its report kept")
     p.add_argument("--deployment", help=argparse.SUPPRESS)
     p.set_defaults(func=_ci_run)
     p = ci.add_parser("buildbot", help="the build host's Buildbot master and local worker "

@@ -26,14 +26,18 @@ HOOK_SECRET = "buildbot_change_hook_password"
 
 def checkout(root: Path, params: dict[str, Any], password: str = "hook-pass-1") -> Path:
     """A copy of the lab's deployment repository under root (its formulas copied too),
-    cfg01 with system.git.server.single and the cluster-level parameters ``params`` (what a
-    cluster class would set), and the change hook's password in its secrets."""
+    cfg01 with system.git.server.single, the repository ``deployment`` instead of the lab's,
+    no admin_keys_secret, the cluster-level parameters ``params`` (what a cluster class
+    would set), and the change hook's password in its secrets."""
     secrets.generate("lab")  # the example's throwaway secrets, which the copy takes along
     copy_deployment("lab", root, copy_product=("formulas",))
     node = root / "reclass" / "nodes" / "lab" / f"{NODE}.yml"
     data = yaml.safe_load(node.read_text())
     data["classes"].append("system.git.server.single")
-    data["parameters"]["_param"].update(params)
+    # the lab's own wiring (repository lab, its per-machine admin key) set aside: the
+    # tests name what they add
+    data["parameters"]["_param"].update({"git_server_repository": "deployment", **params})
+    data["parameters"].setdefault("git", {}).setdefault("server", {})["admin_keys_secret"] = ""
     node.write_text(yaml.safe_dump(data))
     add_secret(root, HOOK_SECRET, password)
     return root

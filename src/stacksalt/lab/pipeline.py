@@ -36,7 +36,7 @@ from stacksalt.errors import StacksaltError
 from stacksalt.lab import containers, registry_trust
 from stacksalt.lab.plan import LabPlan
 from stacksalt.pipeline import buildbot
-from stacksalt.pipeline.cli import PASSWORD_ENV
+from stacksalt.pipeline.cli import PASSWORD_ENV, api_settings
 
 REGISTRY_PASSWORD_ENV = "STACKSALT_CI_REGISTRY_PASSWORD_FILE"
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
@@ -60,6 +60,7 @@ class LabPipeline:
     buildbot_url: str
     salt_api_secret: str
     registry_secret: str | None
+    api: dict  # salt-api's url and user (pipeline.cli.api_settings)
 
     # the URL the hook sends and Buildbot clones (git:server:repositories:hook:repository)
     remote: str
@@ -111,8 +112,11 @@ class LabPipeline:
                 "env": {k: v.replace("%", "%%") for k, v in env.items()},
                 "commands": [
                     ["git", "submodule", "update", "--init"],
+                    # salt-api named here: a pushed model that does not render still
+                    # gets its report kept on the master
                     [stacksalt, "ci", "run", "--from", "%(prop:old_revision)s",
                      "--to", "%(prop:got_revision)s", "--ca-file", str(ca),
+                     "--master-url", self.api["url"], "--api-user", self.api["user"],
                      "--report", "report.json"],
                 ],
             }],
@@ -147,6 +151,7 @@ def of(dep: Deployment, lab: LabPlan) -> LabPipeline | None:
             buildbot_url=repo["hook"]["buildbot_url"],
             salt_api_secret=_one_secret(node, "salt:api:users", api.get("users") or {}),
             registry_secret=registry.get("password_secret") or None,
+            api=api_settings(dep),
         )
     return None
 

@@ -46,8 +46,24 @@ def api_settings(dep: Deployment) -> dict[str, Any]:
                             "the master only through salt-api")
 
 
+def _settings(deployment: str, master_url: str | None, api_user: str | None) -> dict[str, Any]:
+    """salt-api's address and user: given, or from the model (which must then render)."""
+    if master_url and api_user:
+        return {"url": master_url, "user": api_user}
+    try:
+        settings = api_settings(Deployment.load(deployment))
+    except Exception as exc:  # reclass raises its own types: the model check will say why
+        first = str(exc).strip().splitlines()
+        raise run.PipelineError(
+            f"the model does not render ({first[-1].strip() if first else type(exc).__name__}):"
+            " nothing built, the master untouched, and no report kept on it; run `stacksalt "
+            "model check`; pass --master-url and --api-user so a broken push is reported "
+            "too") from None
+    return {**settings, "url": master_url or settings["url"]}
+
+
 def main(deployment: str, from_rev: str, to_rev: str, report: Path | None,
-         ca: Path | None, master_url: str | None) -> int:
+         ca: Path | None, master_url: str | None, api_user: str | None = None) -> int:
     root = paths.deployment_root(deployment)
     new = _rev(root, to_rev)
     try:
@@ -62,11 +78,11 @@ def main(deployment: str, from_rev: str, to_rev: str, report: Path | None,
     if head != new:
         raise run.PipelineError(f"{root} is at {head[:12]}, not at --to {new[:12]}: check the "
                                 "pushed revision out first (with its submodule)")
-    settings = api_settings(Deployment.load(deployment))
+    settings = _settings(deployment, master_url, api_user)
     password = run.read_password(PASSWORD_ENV)
     if password is None:
         raise run.PipelineError(f"${PASSWORD_ENV} is not set: the file holding the salt-api "
                                 f"password of {settings['user']!r}")
-    master = SaltAPI(master_url or settings["url"], settings["user"], password, ca)
+    master = SaltAPI(settings["url"], settings["user"], password, ca)
     result = run.run(deployment, old, new, master, Console(), report, ca)
     return 0 if result.ok else 1
