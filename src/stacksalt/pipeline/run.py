@@ -181,6 +181,14 @@ def touched_nodes(deployment: str, old_root: Path | None, new_root: Path) -> lis
     return out
 
 
+def _renders(deployment: str, root: Path) -> bool:
+    try:
+        Deployment.load(deployment, root / "reclass")
+    except Exception:  # reclass' own error types
+        return False
+    return True
+
+
 def _what_salt_sees(dep: Deployment, node: str) -> tuple[Any, ...]:
     """The parts of a node's render its states read: not where its files lay, and not
     ``_param`` (reclass' own parameters, which reach every node; a state reads only the
@@ -240,6 +248,11 @@ def run(deployment: str, from_rev: str, to_rev: str, master, console: Console | 
             new_root = upgrade.export(repo, to_rev, Path(tmp) / "new", deployment)
             old_root = upgrade.export(repo, previous, Path(tmp) / "old", deployment) \
                 if previous else None
+            if old_root is not None and not _renders(deployment, old_root):
+                # e.g. the branch's broken tip, when the master served no revision yet
+                console.print(f"the previous revision {previous[:12]} does not render: "
+                              "every minion is dry-run, and there is no upgrade plan")
+                old_root = previous = None
             nodes = touched_nodes(deployment, old_root, new_root)
         report.dry_run = pipe.step("dry run", _dry_run, master, nodes)
         if previous:
