@@ -252,7 +252,7 @@ def run(deployment: str, from_rev: str, to_rev: str, master, console: Console | 
                 # e.g. the branch's broken tip, when the master served no revision yet
                 console.print(f"the previous revision {previous[:12]} does not render: "
                               "every minion is dry-run, and there is no upgrade plan")
-                old_root = previous = None
+                old_root = previous = report.previous = None
             nodes = touched_nodes(deployment, old_root, new_root)
         report.dry_run = pipe.step("dry run", _dry_run, master, nodes)
         if previous:
