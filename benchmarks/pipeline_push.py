@@ -107,6 +107,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "lab-repo"
+        pipeline.push_product(pipe, lab)  # what the repository pins (this HEAD)
         init("lab", "lab", repo)
         git(repo, "remote", "add", "cfg01", pipe.remote)
         try:

@@ -109,6 +109,7 @@ def pipe(lab, tmp_path_factory):
         "lab up starts the lab's Buildbot"
     builder = buildbot.api(cfg, "builders", name=p.repository)["builders"][0]["builderid"]
     repo = tmp_path_factory.mktemp("pipeline") / "lab-repo"
+    lab_pipeline.push_product(p, lab.plan)  # lab up did; a commit since would be missing
     init("lab", "lab", repo)
     out = Pipe(p, cfg, repo, builder)
     out.git("remote", "add", "cfg01", p.remote)

@@ -40,6 +40,13 @@ from stacksalt.pipeline.cli import PASSWORD_ENV, api_settings
 
 REGISTRY_PASSWORD_ENV = "STACKSALT_CI_REGISTRY_PASSWORD_FILE"
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
+# which Buildbot serves a lab now (its basedir): a lab remade from another checkout must
+# stop the old checkout's Buildbot, which holds the web port
+RUN_DIR = Path("/run/stacksalt")
+
+
+def _marker(deployment: str) -> Path:
+    return RUN_DIR / f"buildbot-{deployment}.basedir"
 
 
 class LabPipelineError(StacksaltError):
@@ -199,26 +206,41 @@ def install(client, lab: LabPlan, console: Console) -> LabPipeline | None:
     for name in filter(None, (pipe.salt_api_secret, pipe.registry_secret,
                               pipe.change_hook_secret)):
         _write_private(pipe.password_file(name), values[name].strip() + "\n")
-    product = paths.product_root(lab.deployment)
-    _git("push", "--quiet", "--force", pipe.product_remote, "HEAD:refs/heads/main",
-         cwd=product, env={"GIT_SSH_COMMAND": pipe.ssh_command})
+    head = push_product(pipe, lab)
     cfg = pipe.config(lab)
-    buildbot.stop(cfg)  # a running one may have another config
+    remove(lab.deployment, console)  # the running one may be another checkout's, or stale
     buildbot.start(cfg)
-    head = _git("rev-parse", "--short=12", "HEAD", cwd=product)
-    console.print(f"release pipeline: Buildbot {cfg.url}; stacksalt {head} pushed to "
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    _marker(lab.deployment).write_text(f"{cfg.basedir}\n")
+    console.print(f"release pipeline: Buildbot {cfg.url}; stacksalt {head[:12]} pushed to "
                   f"{pipe.product_remote}; push a deployment repository (`stacksalt init "
                   f"{lab.deployment} DIR --from {lab.deployment}`) to {pipe.remote} with "
                   f"GIT_SSH_COMMAND=\"{pipe.ssh_command}\"")
     return pipe
 
 
+def push_product(pipe: LabPipeline, lab: LabPlan) -> str:
+    """This checkout's HEAD to the git server's product mirror (what a deployment
+    repository made here pins); returns the commit."""
+    product = paths.product_root(lab.deployment)
+    _git("push", "--quiet", "--force", pipe.product_remote, "HEAD:refs/heads/main",
+         cwd=product, env={"GIT_SSH_COMMAND": pipe.ssh_command})
+    return _git("rev-parse", "HEAD", cwd=product)
+
+
 def remove(deployment: str, console: Console) -> None:
-    """Stop the lab's Buildbot (its history stays in .stacksalt/pipeline/buildbot)."""
-    basedir = paths.state_dir(deployment) / "pipeline" / "buildbot"
-    if not (basedir / "master" / buildbot.CONFIG_FILE).is_file():
-        return
-    cfg = buildbot.load_config(basedir / "master" / buildbot.CONFIG_FILE)
-    if any(buildbot.running(cfg).values()):
-        buildbot.stop(cfg)
-        console.print(f"stopped Buildbot ({cfg.url})")
+    """Stop the lab's Buildbot: the one this checkout runs, and the one the marker names
+    (another checkout's); their history stays in their basedirs."""
+    marker = _marker(deployment)
+    dirs = {paths.state_dir(deployment) / "pipeline" / "buildbot"}
+    if marker.is_file():
+        dirs.add(Path(marker.read_text().strip()))
+    for basedir in sorted(dirs):
+        config = basedir / "master" / buildbot.CONFIG_FILE
+        if not config.is_file():
+            continue
+        cfg = buildbot.load_config(config)
+        if any(buildbot.running(cfg).values()):
+            buildbot.stop(cfg)
+            console.print(f"stopped Buildbot ({cfg.url}, {basedir})")
+    marker.unlink(missing_ok=True)
