@@ -327,6 +327,22 @@ def _activate(args: argparse.Namespace) -> None:
             setattr(args, key, repo.check_deployment(getattr(args, key)))
 
 
+# failures of what the lab and the pipeline talk to (the Docker engine, HTTP services),
+# not of stacksalt: one line, with where to look
+EXTERNAL = {"docker": "the Docker engine answered so (`stacksalt lab status`, "
+                      "/var/log/stacksalt-dockerd.log)",
+            "requests": "a service did not answer as expected (`stacksalt lab status`)"}
+
+
+def external_error(exc: BaseException) -> str | None:
+    """The one line for an error of the Docker SDK or of requests, None for any other."""
+    package = type(exc).__module__.split(".")[0]
+    if package not in EXTERNAL:
+        return None
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text[:300]}: {EXTERNAL[package]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = paths.active()
@@ -335,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except StacksaltError as exc:
         print(f"stacksalt: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        line = external_error(exc)
+        if line is None:
+            raise  # a bug: the traceback is what to report
+        print(f"stacksalt: {line}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

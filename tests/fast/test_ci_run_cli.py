@@ -42,3 +42,16 @@ def test_a_model_that_does_not_render_needs_salt_api_named(broken):
     # named: the run goes on to its model check, which fails and is reported
     assert cli._settings("lab", "https://m:8000", "ci") == {"url": "https://m:8000",
                                                            "user": "ci"}
+
+
+def test_the_docker_engines_errors_are_one_line_and_bugs_are_not_hidden():
+    import docker.errors
+    import requests
+
+    from stacksalt import cli as main_cli
+
+    line = main_cli.external_error(docker.errors.APIError("409 Conflict\nname in use"))
+    assert line and "\n" not in line and "name in use" in line and "lab status" in line
+    assert "did not answer" in main_cli.external_error(requests.ConnectionError("refused"))
+    # a bug is not dressed up as a user error: the traceback stays
+    assert main_cli.external_error(KeyError("x")) is None

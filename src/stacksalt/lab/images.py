@@ -15,15 +15,14 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections import deque
 from importlib import metadata
 from pathlib import Path
 
 import docker
 from docker.errors import ImageNotFound
 from rich.console import Console
-from rich.status import Status
 
+from stacksalt.buildstream import BuildStream
 from stacksalt.errors import StacksaltError
 from stacksalt.paths import images_dir, repo_root
 
@@ -240,49 +239,6 @@ def _sync_ca_bundle(context: Path) -> None:
     shutil.copyfile(HOST_CA_BUNDLE, dest)
 
 
-_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
-_STEP_DONE = re.compile(r"^ ---> ([0-9a-f]{12})$")
-
-
-class _BuildLog:
-    """Turns the build's stream into one printed line per finished step.
-
-    The classic builder prints "Step i/n : INSTRUCTION", then either
-    " ---> Using cache" or the step's output, then " ---> <image id>".
-    """
-
-    def __init__(self, phases: _Phases, status: Status) -> None:
-        self.phases = phases
-        self.status = status
-        self.step: str | None = None
-        self.cached = False
-        self.step_started = 0.0
-        self.tail: deque[str] = deque(maxlen=40)
-        self.cache_hits = 0
-        self.steps = 0
-
-    def feed(self, line: str) -> None:
-        """Take one line of build output."""
-        self.tail.append(line)
-        if _STEP.match(line):
-            self.step, self.cached, self.step_started = line, False, time.monotonic()
-            self.status.update(line[:100])
-        elif line.strip() == "---> Using cache":
-            self.cached = True
-        elif _STEP_DONE.match(line) and self.step:
-            took = time.monotonic() - self.step_started
-            if " : FROM " in self.step:
-                how = "[dim]base[/dim]"
-            else:
-                how = "[green]cached[/green]" if self.cached else f"{took:.1f}s"
-                self.steps += 1
-                self.cache_hits += self.cached
-            self.phases.say(f"{self.step[:110]}  {how}")
-            self.step = None
-        elif self.step and line.strip():
-            self.status.update(f"{self.step[:60]} | {line.strip()[:60]}")
-
-
 def ensure_salt_image(client: docker.DockerClient, console: Console) -> str:
     """Build SALT_IMAGE from images/salt (a no-op cache hit when unchanged); return its tag."""
     root = repo_root()
@@ -294,7 +250,12 @@ def ensure_salt_image(client: docker.DockerClient, console: Console) -> str:
     phases.say(f"building {SALT_IMAGE} with {' '.join(pins)}")
     image_id = None
     with console.status("building") as status:
-        log = _BuildLog(phases, status)
+        def step_done(step: str, cached: bool, took: float, is_from: bool) -> None:
+            how = "[dim]base[/dim]" if is_from else \
+                ("[green]cached[/green]" if cached else f"{took:.1f}s")
+            phases.say(f"{step[:110]}  {how}")
+
+        log = BuildStream(step_done, lambda text: status.update(text[:120]))
         for chunk in client.api.build(
             path=str(context),
             tag=SALT_IMAGE,
@@ -304,17 +265,15 @@ def ensure_salt_image(client: docker.DockerClient, console: Console) -> str:
             buildargs={"BASE_IMAGE": base, "SALT_PINS": " ".join(pins)},
             labels={LAB_LABEL: "true", f"{LAB_LABEL}.salt-pins": " ".join(pins)},
         ):
-            if "error" in chunk:
+            error = log.feed(chunk)
+            if error:
                 tail = "\n".join(log.tail)
                 raise ImageError(
-                    f"building {SALT_IMAGE} failed: {chunk['error'].strip()}\n"
+                    f"building {SALT_IMAGE} failed: {error}\n"
                     f"last build output:\n{tail}\n"
                     "fix images/salt/Dockerfile (or the network / CA trust) and run again"
                 )
-            if "aux" in chunk and "ID" in chunk["aux"]:
-                image_id = chunk["aux"]["ID"]
-            for line in chunk.get("stream", "").splitlines():
-                log.feed(line)
+        image_id = log.image_id
     image = client.images.get(image_id or SALT_IMAGE)
     phases.say(f"{log.cache_hits}/{log.steps} steps from cache")
     phases.say(f"done: {SALT_IMAGE} = {image.short_id}, {image.attrs['Size'] / 1e6:.0f} MB")
