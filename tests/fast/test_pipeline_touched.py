@@ -60,3 +60,13 @@ def test_a_formula_change_touches_every_minion(two):
 def test_a_first_revision_touches_every_minion(two):
     _, new = two
     assert len(run.touched_nodes("lab", None, new)) == 9
+
+
+def test_a_previous_revision_that_does_not_render_is_not_compared_with(two):
+    """The branch's broken tip as --from (the master served nothing yet): not a model to
+    compare with; the run dry-runs every minion instead (run.previous_model)."""
+    old, new = two
+    _edit(old, "openstack/init.yml", "parameters:", "classes:\n  - system.nothing.here\n"
+          "parameters:")
+    assert run.previous_model("lab", old) is None
+    assert run.previous_model("lab", new) is not None

@@ -165,13 +165,15 @@ def _scan(deployment: str, tags: list[str], console: Console) -> None:
                             f"({findings[0]}); nothing pushed to the master")
 
 
-def touched_nodes(deployment: str, old_root: Path | None, new_root: Path) -> list[str]:
+def touched_nodes(deployment: str, old_root: Path | None, new_root: Path,
+                  old: Deployment | None = None) -> list[str]:
     """Nodes whose rendered model differs between the revisions (every node when the
-    pinned stacksalt differs, or when there is no previous revision)."""
+    pinned stacksalt differs, or when there is no previous revision). ``old`` is the
+    previous revision's model if the caller loaded it already."""
     new = Deployment.load(deployment, new_root / "reclass")
     if old_root is None:
         return list(new.node_names)
-    old = Deployment.load(deployment, old_root / "reclass")
+    old = old or Deployment.load(deployment, old_root / "reclass")
     if _product_pin(old_root) != _product_pin(new_root):
         return list(new.node_names)
     out = []
@@ -181,12 +183,14 @@ def touched_nodes(deployment: str, old_root: Path | None, new_root: Path) -> lis
     return out
 
 
-def _renders(deployment: str, root: Path) -> bool:
+def previous_model(deployment: str, root: Path) -> Deployment | None:
+    """The previous revision's model, rendered; None when it does not render."""
+    dep = Deployment.load(deployment, root / "reclass")
     try:
-        Deployment.load(deployment, root / "reclass")
+        dep.rendered  # noqa: B018 (renders every node, once: touched_nodes reuses it)
     except Exception:  # reclass' own error types
-        return False
-    return True
+        return None
+    return dep
 
 
 def _what_salt_sees(dep: Deployment, node: str) -> tuple[Any, ...]:
@@ -248,12 +252,13 @@ def run(deployment: str, from_rev: str, to_rev: str, master, console: Console | 
             new_root = upgrade.export(repo, to_rev, Path(tmp) / "new", deployment)
             old_root = upgrade.export(repo, previous, Path(tmp) / "old", deployment) \
                 if previous else None
-            if old_root is not None and not _renders(deployment, old_root):
+            old = previous_model(deployment, old_root) if old_root else None
+            if old_root is not None and old is None:
                 # e.g. the branch's broken tip, when the master served no revision yet
                 console.print(f"the previous revision {previous[:12]} does not render: "
                               "every minion is dry-run, and there is no upgrade plan")
                 old_root = previous = report.previous = None
-            nodes = touched_nodes(deployment, old_root, new_root)
+            nodes = touched_nodes(deployment, old_root, new_root, old)
         report.dry_run = pipe.step("dry run", _dry_run, master, nodes)
         if previous:
             report.upgrade_plan = pipe.step("upgrade plan", _upgrade_plan, deployment,
