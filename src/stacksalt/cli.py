@@ -352,12 +352,6 @@ def main(argv: list[str] | None = None) -> int:
     except StacksaltError as exc:
         print(f"stacksalt: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:
-        line = external_error(exc)
-        if line is None:
-            raise  # a bug: the traceback is what to report
-        print(f"stacksalt: {line}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -366,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
         # point stdout at devnull so the interpreter's final flush does not fail again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as exc:  # last: the clauses above come first
+        line = external_error(exc)
+        if line is None:
+            raise  # a bug: the traceback is what to report
+        print(f"stacksalt: {line}", file=sys.stderr)
+        return 1
     finally:
         paths.activate(previous)
 

@@ -37,8 +37,9 @@ from stacksalt.lab import containers, registry_trust
 from stacksalt.lab.plan import LabPlan
 from stacksalt.pipeline import buildbot
 from stacksalt.pipeline.cli import PASSWORD_ENV, api_settings
+from stacksalt.pipeline.run import REGISTRY_PASSWORD_ENV
+from stacksalt.secrets import store
 
-REGISTRY_PASSWORD_ENV = "STACKSALT_CI_REGISTRY_PASSWORD_FILE"
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
 # which Buildbot serves a lab now (its basedir): a lab remade from another checkout must
 # stop the old checkout's Buildbot, which holds the web port
@@ -143,7 +144,7 @@ def of(dep: Deployment, lab: LabPlan) -> LabPipeline | None:
                 f"{node}: git:server: the lab's pipeline needs exactly one repository with "
                 "a hook and admin_keys_secret (the lab's admin key, made per machine)")
         repo = hooked[0]
-        api = (p.get("salt") or {}).get("api") or {}
+        api = api_settings(dep)  # exactly one user, or a one-line error
         registry = (p.get("docker") or {}).get("registry") or {}
         return LabPipeline(
             deployment=dep.name,
@@ -156,19 +157,11 @@ def of(dep: Deployment, lab: LabPlan) -> LabPipeline | None:
             change_hook_user=repo["hook"]["auth"]["user"],
             change_hook_secret=repo["hook"]["auth"]["password_secret"],
             buildbot_url=repo["hook"]["buildbot_url"],
-            salt_api_secret=_one_secret(node, "salt:api:users", api.get("users") or {}),
+            salt_api_secret=p["salt"]["api"]["users"][api["user"]]["password_secret"],
             registry_secret=registry.get("password_secret") or None,
-            api=api_settings(dep),
+            api=api,
         )
     return None
-
-
-def _one_secret(node: str, where: str, users: dict) -> str:
-    names = [u.get("password_secret") for u in users.values() if isinstance(u, dict)]
-    if len(names) != 1 or not names[0]:
-        raise LabPipelineError(f"{node}: {where}: the lab's pipeline needs one user with a "
-                               "password_secret")
-    return names[0]
 
 
 def _git(*args: str, cwd: Path | None = None, env: dict | None = None) -> str:
@@ -178,14 +171,6 @@ def _git(*args: str, cwd: Path | None = None, env: dict | None = None) -> str:
         raise LabPipelineError(f"git {' '.join(args)} failed: "
                                f"{(proc.stderr or proc.stdout).strip()[-800:]}")
     return proc.stdout.strip()
-
-
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    path.chmod(0o600)
 
 
 def install(client, lab: LabPlan, console: Console) -> LabPipeline | None:
@@ -198,14 +183,15 @@ def install(client, lab: LabPlan, console: Console) -> LabPipeline | None:
     pipe.state.chmod(0o700)
     master = client.containers.get(lab.master.container_name(lab.deployment))
     host_key = containers.exec_run(master, ["cat", HOST_KEY]).split()
-    _write_private(pipe.known_hosts, f"{pipe.git_host} {host_key[0]} {host_key[1]}\n")
+    store.write_atomic(pipe.known_hosts, f"{pipe.git_host} {host_key[0]} {host_key[1]}\n",
+                       0o600)
     if not pipe.key_file.is_file():
         raise LabPipelineError(f"{pipe.key_file}: the lab's admin ssh key is missing; run "
                                "`stacksalt secrets generate` (or `lab up`) again")
     values = secrets.decrypt_all(lab.deployment)
     for name in filter(None, (pipe.salt_api_secret, pipe.registry_secret,
                               pipe.change_hook_secret)):
-        _write_private(pipe.password_file(name), values[name].strip() + "\n")
+        store.write_atomic(pipe.password_file(name), values[name].strip() + "\n", 0o600)
     head = push_product(pipe, lab)
     cfg = pipe.config(lab)
     remove(lab.deployment, console)  # the running one may be another checkout's, or stale

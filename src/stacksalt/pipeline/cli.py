@@ -3,7 +3,6 @@ from the deployment repository, then runs the pipeline (run.py)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,10 @@ PASSWORD_ENV = "STACKSALT_CI_PASSWORD_FILE"
 def _rev(root: Path, rev: str) -> str:
     if rev == run.ZERO:
         return rev
-    proc = subprocess.run(["git", "-C", str(root), "rev-parse", "--verify", "--quiet",
-                           f"{rev}^{{commit}}"], capture_output=True, text=True)
-    if proc.returncode != 0:
+    commit = run.commit_of(root, rev)
+    if commit is None:
         raise run.PipelineError(f"{rev!r} is not a commit of {root}: fetch it first")
-    return proc.stdout.strip()
+    return commit
 
 
 def api_settings(dep: Deployment) -> dict[str, Any]:
@@ -53,9 +51,9 @@ def _settings(deployment: str, master_url: str | None, api_user: str | None) -> 
     try:
         settings = api_settings(Deployment.load(deployment))
     except Exception as exc:  # reclass raises its own types: the model check will say why
-        first = str(exc).strip().splitlines()
+        lines = str(exc).strip().splitlines()
         raise run.PipelineError(
-            f"the model does not render ({first[-1].strip() if first else type(exc).__name__}):"
+            f"the model does not render ({lines[-1].strip() if lines else type(exc).__name__}):"
             " nothing built, the master untouched, and no report kept on it; run `stacksalt "
             "model check`; pass --master-url and --api-user so a broken push is reported "
             "too") from None

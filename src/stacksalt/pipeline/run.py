@@ -41,6 +41,8 @@ from stacksalt.deployment import Deployment
 from stacksalt.errors import StacksaltError
 
 ZERO = "0" * 40
+# the file holding the registry password the image step pushes with
+REGISTRY_PASSWORD_ENV = "STACKSALT_CI_REGISTRY_PASSWORD_FILE"
 
 
 class PipelineError(StacksaltError):
@@ -240,13 +242,13 @@ def run(deployment: str, from_rev: str, to_rev: str, master, console: Console | 
     try:
         pipe.step("model check", model_check, deployment)
         report.images = pipe.step("images", images, deployment, console,
-                                  read_password("STACKSALT_CI_REGISTRY_PASSWORD_FILE"), ca)
+                                  read_password(REGISTRY_PASSWORD_ENV), ca)
         report.master = pipe.step("master", _move_master, master, to_rev)
         repo = paths.deployment_root(deployment)
         # compared with what the master served (the last good revision), not with the
         # branch's previous tip: a failed push in between never reached the master
         served = report.master.get("previous")
-        if served and served != to_rev and _is_commit(repo, served):
+        if served and served != to_rev and commit_of(repo, served):
             previous = report.previous = served
         with tempfile.TemporaryDirectory(prefix="stacksalt-ci-") as tmp:
             new_root = upgrade.export(repo, to_rev, Path(tmp) / "new", deployment)
@@ -277,9 +279,11 @@ def run(deployment: str, from_rev: str, to_rev: str, master, console: Console | 
     return report
 
 
-def _is_commit(repo: Path, rev: str) -> bool:
-    return subprocess.run(["git", "-C", str(repo), "cat-file", "-e", f"{rev}^{{commit}}"],
-                          capture_output=True).returncode == 0
+def commit_of(repo: Path, rev: str) -> str | None:
+    """The full id of commit ``rev`` in ``repo`` (None: no such commit there)."""
+    proc = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
+                           f"{rev}^{{commit}}"], capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def _move_master(master, revision: str) -> tuple[str, list[str], dict[str, Any]]:
