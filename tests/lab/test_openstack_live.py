@@ -79,7 +79,7 @@ def test_neutron_allocates_a_project_vlan_from_the_model(live):
     model's neutron_network_vlan_ranges; the network is then listed."""
     stack, proof = live
     ranges = [r.split(":") for r in
-              stack.model("neutron", "server", "ml2", "network_vlan_ranges")]
+              stack.value("neutron:server:ml2:network_vlan_ranges")]
     net = proof.network
     assert net["status"] == "ACTIVE" and net["admin_state_up"] is True
     assert net["provider:network_type"] == "vlan"
@@ -94,7 +94,7 @@ def test_neutron_creates_a_vlan_provider_network(live):
     """An admin's provider network on a VLAN of the model's physical network that no
     project network holds; a second one on the same VLAN is refused (409)."""
     stack, _ = live
-    first_range = stack.model("neutron", "server", "ml2", "network_vlan_ranges")[0]
+    first_range = stack.value("neutron:server:ml2:network_vlan_ranges")[0]
     phys, lo, _ = first_range.split(":")
     body = {"network": {"name": f"{PREFIX}-provider", "provider:network_type": "vlan",
                         "provider:physical_network": phys,

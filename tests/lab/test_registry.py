@@ -26,7 +26,7 @@ PROBE_REPO = "lab/registry-probe"
 
 @pytest.fixture(scope="module")
 def reg(lab):
-    found = registry_trust.registry(lab.plan.deployment)
+    found = registry_trust.registry(lab.plan.model)
     assert found is not None, "the lab's model has no docker:registry"
     return found
 
@@ -81,7 +81,7 @@ def test_certificate_chains_to_the_kubernetes_ca_with_the_registry_names(lab, re
     sans = host.check_output(f"openssl x509 -in {crt} -noout -ext subjectAltName")
     names = {s.strip() for s in sans.splitlines()[1].split(",")}
     assert names == {f"DNS:{reg.hostname}", f"DNS:{reg.hostname.split('.')[0]}",
-                     f"IP Address:{reg.address}"}
+                     f"IP Address:{reg.host_address}"}
     text = host.check_output(f"openssl x509 -in {crt} -noout -text")
     assert "TLS Web Server Authentication" in text and "CA:FALSE" in text
     k = host.file(key)
@@ -142,7 +142,7 @@ def test_push_from_the_build_host(lab, reg, account):
     user, password = account
     ca = registry_trust.CERTS_DIR / reg.name / "ca.crt"
     assert ca.is_file(), f"{ca} missing: `stacksalt lab up` writes it"
-    assert f"{reg.address} {reg.hostname}" in registry_trust.HOSTS_FILE.read_text()
+    assert f"{reg.host_address} {reg.hostname}" in registry_trust.HOSTS_FILE.read_text()
     client = lab.client
     repo = f"{reg.name}/{PROBE_REPO}"
     dockerfile = b"FROM stacksalt/base:bookworm\nLABEL io.stacksalt.test=registry-probe\n"
@@ -196,7 +196,7 @@ def test_host_trust_is_removed_and_written_again(lab, reg):
     assert ca.read_text() == before_ca
     # installing twice keeps one block
     assert registry_trust.install(lab.client, lab.plan, Console(quiet=True))
-    assert registry_trust.HOSTS_FILE.read_text().count(f"{reg.address} {reg.hostname}\n") == 1
+    assert registry_trust.HOSTS_FILE.read_text().count(f"{reg.host_address} {reg.hostname}\n") == 1
 
 
 def test_images_build_push_lands_in_the_lab_registry(lab, reg, account):

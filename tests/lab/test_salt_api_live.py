@@ -17,7 +17,7 @@ pytestmark = pytest.mark.lab
 def api(lab, lab_secrets):
     dep = Deployment.load(lab.plan.deployment)
     settings = api_settings(dep)
-    reg = registry_trust.registry(lab.plan.deployment)
+    reg = registry_trust.registry(dep)
     ca = registry_trust.CERTS_DIR / reg.name / "ca.crt"  # the Kubernetes CA, on the host
     password = lab_secrets["salt_api_ci_password"].strip()
     return settings, ca, password

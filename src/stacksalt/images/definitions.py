@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from stacksalt import paths
+from stacksalt.deployment import Deployment
 from stacksalt.images.errors import ImagesError
+from stacksalt.keypath import MISSING, lookup
 from stacksalt.model import check
 from stacksalt.model.render import RenderedNode
+from stacksalt.registry import Registry
 
 KEY = "docker:build:image"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -65,17 +68,6 @@ class ImageDef:
 
 
 @dataclass
-class Registry:
-    """Where images are pushed and who may push (docker:registry of the model)."""
-
-    address: str  # docker:build:registry
-    user: str | None
-    password_secret: str | None
-    node: str | None  # the node holding docker:registry
-    file: str | None
-
-
-@dataclass
 class Definitions:
     deployment: str
     inventory: Path
@@ -96,15 +88,6 @@ class Definitions:
                 f"(model key {KEY}; defined: {', '.join(sorted(self.images)) or 'none'})"
             )
         return [self.images[n] for n in dict.fromkeys(names)]
-
-
-def _get(tree: dict[str, Any], colon_path: str) -> Any:
-    node: Any = tree
-    for part in colon_path.split(":"):
-        if not isinstance(node, dict) or part not in node:
-            raise KeyError(colon_path)
-        node = node[part]
-    return node
 
 
 def _one(node: RenderedNode, name: str, spec: Any, build: dict[str, Any]) -> ImageDef:
@@ -131,9 +114,8 @@ def _one(node: RenderedNode, name: str, spec: Any, build: dict[str, Any]) -> Ima
         raise bad("pillar", "must be a list of pillar paths such as mariadb:server")
     pillar: dict[str, Any] = {}
     for k in keys:
-        try:
-            value = _get(node.parameters, k)
-        except KeyError:
+        value = lookup(node.parameters, k)
+        if value is MISSING:
             raise bad("pillar", f"names '{k}', which node {node.name}'s pillar does not "
                       "have: include the service class that defines it, or fix the name") from None
         target = pillar
@@ -196,7 +178,6 @@ def load(deployment: str, inventory: Path | None = None,
         )
     assert result.rendered_deployment is not None
     images: dict[str, ImageDef] = {}
-    registry: Registry | None = None
     for node_name, node in sorted(result.rendered_deployment.nodes.items()):
         docker_params = node.parameters.get("docker") or {}
         build = docker_params.get("build")
@@ -218,16 +199,6 @@ def load(deployment: str, inventory: Path | None = None,
                     )
                 else:
                     seen.nodes.append(node_name)
-            address = build.get("registry")
-            if registry is None and isinstance(address, str):
-                registry = Registry(address, None, None, None, None)
-        reg = docker_params.get("registry")
-        if isinstance(reg, dict) and reg.get("enabled"):
-            if registry is None:
-                registry = Registry("", None, None, None, None)
-            registry.user = reg.get("user")
-            registry.password_secret = reg.get("password_secret")
-            registry.node = node_name
-            registry.file = node.locate("parameters:docker:registry") or node.file
     return Definitions(deployment, inventory,
-                       {k: v for k, v in images.items() if v is not None}, registry)
+                       {k: v for k, v in images.items() if v is not None},
+                       Deployment.from_check(result).registry)

@@ -80,8 +80,7 @@ class Stack:
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        dep = Deployment.load(self.deployment)
-        self.parameters = [dep.parameters(node) for node in dep.node_names]
+        dep = self.model = Deployment.load(self.deployment)
         masters = objects.control_masters(dep)
         if not masters:
             raise DemoError(f"no node of {self.deployment} renders the OpenStack roles "
@@ -144,18 +143,13 @@ class Stack:
                     return int(p["port"])
         raise DemoError(f"no Service of {role} has a port named {name}")
 
-    def model(self, *keys: str) -> Any:
+    def value(self, key: str) -> Any:
         """A value of the model (the first node that has the key path), e.g.
-        model("neutron", "server", "ml2", "network_vlan_ranges")."""
-        for params in self.parameters:
-            value: Any = params
-            for key in keys:
-                if not isinstance(value, dict) or key not in value:
-                    break
-                value = value[key]
-            else:
-                return value
-        raise DemoError(f"no node of {self.deployment} has {':'.join(keys)}")
+        value("neutron:server:ml2:network_vlan_ranges")."""
+        try:
+            return self.model.first(key)
+        except StacksaltError as exc:
+            raise DemoError(str(exc)) from None
 
     def image_tag(self, role: str) -> str:
         image = next(iter(self.containers(role).values()))["image"]

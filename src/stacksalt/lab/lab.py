@@ -304,20 +304,18 @@ def _stale_reason(client, lab: LabPlan, mount: tuple[str, str], image_id: str) -
 
 
 def up(deployment: str = "lab", console: Console | None = None) -> int:
-    from stacksalt.model import check as model_check
-
     console = console or Console()
     t0 = time.monotonic()
     _step(console, t0, f"model check of deployment {deployment}")
-    errors = model_check.check(paths.reclass_dir(deployment), deployment)
+    dep, errors = Deployment.check(deployment)  # the one render every step below reads
     if errors:
         for e in errors:
             console.print(f"[red]{e}[/]")
         console.print(f"[red]{len(errors)} model error(s): nothing was started. "
                       f"Fix them and run `stacksalt lab up` again.[/]")
         return 1
-    lab = plan(Deployment.load(deployment))
-    added, kept = secrets.generate(deployment)
+    lab = plan(dep)
+    added, kept = secrets.generate(deployment, dep)
     _step(console, t0, f"secrets: {len(added)} generated, {len(kept)} kept "
                        f"({secrets.secrets_file(deployment).relative_to(paths.deployment_root(deployment))})")
     client = dockerd.ensure_engine(console)

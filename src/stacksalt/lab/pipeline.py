@@ -68,6 +68,7 @@ class LabPipeline:
     buildbot_url: str
     salt_api_secret: str
     registry_secret: str | None
+    registry_ca: Path  # where the host trusts the registry's CA (registry_trust)
     api: dict  # salt-api's url and user (pipeline.cli.api_settings)
 
     # the URL the hook sends and Buildbot clones (git:server:repositories:hook:repository)
@@ -103,7 +104,7 @@ class LabPipeline:
         }
         if self.registry_secret:
             env[REGISTRY_PASSWORD_ENV] = str(self.password_file(self.registry_secret))
-        ca = registry_trust.CERTS_DIR / registry_trust.registry(lab.deployment).name / "ca.crt"
+        ca = self.registry_ca
         stacksalt = str(Path(buildbot._bin("stacksalt")))
         return buildbot.parse_config({
             "basedir": str(self.state / "buildbot"),
@@ -133,32 +134,37 @@ class LabPipeline:
 
 def of(dep: Deployment, lab: LabPlan) -> LabPipeline | None:
     """The lab's pipeline from the model of its git server node (None: the lab has none)."""
-    for node in dep.node_names:
-        p = dep.parameters(node)
-        server = (p.get("git") or {}).get("server") or {}
-        if not server.get("enabled"):
-            continue
+    for node in dep.nodes_with("git:server:enabled"):
+        server = dep.get(node, "git:server")
         hooked = [r for r in server.get("repositories") or [] if r.get("hook")]
         if len(hooked) != 1 or not server.get("admin_keys_secret"):
+            where = dep.locate(node, "git:server") or dep.file_of(node)
             raise LabPipelineError(
-                f"{node}: git:server: the lab's pipeline needs exactly one repository with "
-                "a hook and admin_keys_secret (the lab's admin key, made per machine)")
-        repo = hooked[0]
+                f"{where}: parameters:git:server: the lab's pipeline needs exactly one "
+                "repository with a hook and admin_keys_secret (the lab's admin key, made "
+                f"per machine) (node {node})")
+        hook = hooked[0]["hook"]
         api = api_settings(dep)  # exactly one user, or a one-line error
-        registry = (p.get("docker") or {}).get("registry") or {}
+        registry = registry_trust.registry(dep)
+        need = "the lab's pipeline"
+        if registry is None:
+            raise LabPipelineError(f"deployment {dep.name}: no node has docker:registry "
+                                   f"enabled, which {need} pushes its images to")
         return LabPipeline(
             deployment=dep.name,
             state=paths.state_dir(dep.name) / "pipeline",
-            git_host=p["linux"]["network"]["address"],
-            repository=repo["name"],
-            remote=repo["hook"]["repository"],
-            product_remote=repo["hook"]["repository"].rsplit("/", 1)[0] + "/stacksalt.git",
+            git_host=dep.get(node, "linux:network:address", needed_by=need),
+            repository=hooked[0]["name"],
+            remote=hook["repository"],
+            product_remote=hook["repository"].rsplit("/", 1)[0] + "/stacksalt.git",
             key_secret=server["admin_keys_secret"],
-            change_hook_user=repo["hook"]["auth"]["user"],
-            change_hook_secret=repo["hook"]["auth"]["password_secret"],
-            buildbot_url=repo["hook"]["buildbot_url"],
-            salt_api_secret=p["salt"]["api"]["users"][api["user"]]["password_secret"],
-            registry_secret=registry.get("password_secret") or None,
+            change_hook_user=hook["auth"]["user"],
+            change_hook_secret=hook["auth"]["password_secret"],
+            buildbot_url=hook["buildbot_url"],
+            salt_api_secret=dep.get(node, f"salt:api:users:{api['user']}:password_secret",
+                                    needed_by=need),
+            registry_secret=registry.password_secret,
+            registry_ca=registry_trust.CERTS_DIR / registry.name / "ca.crt",
             api=api,
         )
     return None
@@ -175,8 +181,7 @@ def _git(*args: str, cwd: Path | None = None, env: dict | None = None) -> str:
 
 def install(client, lab: LabPlan, console: Console) -> LabPipeline | None:
     """Everything above, idempotent; returns the pipeline (None if the model has none)."""
-    dep = Deployment.load(lab.deployment)
-    pipe = of(dep, lab)
+    pipe = of(lab.model or Deployment.load(lab.deployment), lab)
     if pipe is None:
         return None
     pipe.state.mkdir(parents=True, exist_ok=True)

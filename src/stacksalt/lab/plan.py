@@ -32,6 +32,8 @@ class LabPlan:
     gateway: str
     master_base_dir: str
     nodes: tuple[LabNode, ...]
+    # the model the plan was read from, passed on to the steps of `lab up` after it
+    model: Deployment | None = field(default=None, compare=False, repr=False)
 
     @property
     def network_name(self) -> str:
@@ -49,29 +51,20 @@ class LabPlan:
         return {"io.stacksalt.lab": "true", "io.stacksalt.deployment": self.deployment}
 
 
-def _param(params: dict, path: str, node: str):
-    cur = params
-    for part in path.split(":"):
-        if not isinstance(cur, dict) or part not in cur:
-            raise StacksaltError(f"node {node}: the model has no {path}, which the lab needs")
-        cur = cur[part]
-    return cur
-
-
 def plan(dep: Deployment) -> LabPlan:
     """The lab for a deployment; refuses a model the lab cannot run."""
     nodes = []
     subnet = gateway = base_dir = None
+    need = "the lab"
     for name in dep.node_names:
-        p = dep.parameters(name)
-        sysctl = (p.get("linux", {}).get("system", {}).get("kernel", {}).get("sysctl") or {})
-        is_master = bool(p.get("salt", {}).get("master", {}).get("enabled"))
+        sysctl = dep.get(name, "linux:system:kernel:sysctl", None) or {}
+        is_master = bool(dep.get(name, "salt:master:enabled", False))
         nodes.append(
             LabNode(
                 minion_id=name,
-                hostname=_param(p, "linux:system:name", name),
-                domain=_param(p, "linux:system:domain", name),
-                address=_param(p, "linux:network:address", name),
+                hostname=dep.get(name, "linux:system:name", needed_by=need),
+                domain=dep.get(name, "linux:system:domain", needed_by=need),
+                address=dep.get(name, "linux:network:address", needed_by=need),
                 is_master=is_master,
                 sysctls={
                     k: str(v) for k, v in sysctl.items()
@@ -79,10 +72,10 @@ def plan(dep: Deployment) -> LabPlan:
                 },
             )
         )
-        subnet = subnet or _param(p, "_param:lab_network", name)
-        gateway = gateway or _param(p, "_param:lab_gateway", name)
+        subnet = subnet or dep.get(name, "_param:lab_network", needed_by=need)
+        gateway = gateway or dep.get(name, "_param:lab_gateway", needed_by=need)
         if is_master:
-            base_dir = _param(p, "salt:master:base_dir", name)
+            base_dir = dep.get(name, "salt:master:base_dir", needed_by=need)
     masters = [n for n in nodes if n.is_master]
     if len(masters) != 1:
         raise StacksaltError(
@@ -96,4 +89,4 @@ def plan(dep: Deployment) -> LabPlan:
                 f"node {n.minion_id}: linux:network:address {n.address} is outside "
                 f"_param:lab_network {subnet}"
             )
-    return LabPlan(dep.name, subnet, gateway, base_dir, tuple(nodes))
+    return LabPlan(dep.name, subnet, gateway, base_dir, tuple(nodes), dep)

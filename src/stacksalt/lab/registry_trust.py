@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -29,6 +28,7 @@ from stacksalt.deployment import Deployment
 from stacksalt.errors import StacksaltError
 from stacksalt.lab import containers
 from stacksalt.lab.plan import LabPlan
+from stacksalt.registry import Registry
 
 HOSTS_FILE = Path("/etc/hosts")
 CERTS_DIR = Path("/etc/docker/certs.d")
@@ -36,20 +36,6 @@ CERTS_DIR = Path("/etc/docker/certs.d")
 
 class RegistryTrustError(StacksaltError):
     pass
-
-
-@dataclass(frozen=True)
-class Registry:
-    minion_id: str
-    hostname: str
-    port: int
-    address: str
-    ca_server: str
-    ca_path: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.hostname}:{self.port}"
 
 
 def _begin(deployment: str) -> str:
@@ -60,29 +46,15 @@ def _end(deployment: str) -> str:
     return f"# END stacksalt deployment {deployment}: lab image registry"
 
 
-def registry(deployment: str) -> Registry | None:
-    """The deployment's registry as the model describes it (None: the model has none)."""
-    dep = Deployment.load(deployment)
-    for node in dep.node_names:
-        reg = dep.parameters(node).get("docker", {}).get("registry", {})
-        if not reg.get("enabled"):
-            continue
-        ssl = reg.get("ssl", {})
-        missing = [k for k in ("hostname", "address") if not reg.get(k)]
-        missing += [f"ssl:{k}" for k in ("ca_server", "authority") if not ssl.get(k)]
-        if missing:
-            raise RegistryTrustError(
-                f"node {node}: docker:registry lacks {', '.join(missing)} "
-                "(reclass/classes/service/docker/registry.yml)")
-        return Registry(
-            minion_id=node,
-            hostname=reg["hostname"],
-            port=int(reg.get("bind", {}).get("port", 5000)),
-            address=reg["address"],
-            ca_server=ssl["ca_server"],
-            ca_path=f"{ssl.get('ca_base_dir', '/etc/pki/ca')}/{ssl['authority']}/ca.crt",
-        )
-    return None
+def registry(dep: Deployment) -> Registry | None:
+    """The deployment's registry, with what the host's trust in it needs (None: the model
+    has none)."""
+    reg = dep.registry
+    if reg is None or reg.node is None:
+        return None
+    reg.require(("hostname", "address", "ssl:ca_server", "ssl:authority"),
+                "the build host's trust in the registry")
+    return reg
 
 
 def _without_block(text: str, deployment: str) -> tuple[str, list[str]]:
@@ -113,7 +85,7 @@ def install(client, lab: LabPlan, console: Console) -> bool:
     what went wrong and what to do) when it could not."""
     try:
         reg = _install(client, lab, console)
-    except (RegistryTrustError, OSError) as e:
+    except (StacksaltError, OSError) as e:
         console.print(f"[red]the host cannot trust the lab's image registry: {e}[/]")
         return False
     if reg is None:
@@ -122,7 +94,7 @@ def install(client, lab: LabPlan, console: Console) -> bool:
 
 
 def _install(client, lab: LabPlan, console: Console) -> Registry | None:
-    reg = registry(lab.deployment)
+    reg = registry(lab.model or Deployment.load(lab.deployment))
     if reg is None:
         remove(lab.deployment, console)
         return None
@@ -146,10 +118,10 @@ def _install(client, lab: LabPlan, console: Console) -> Registry | None:
 
     text, _ = _without_block(HOSTS_FILE.read_text(), lab.deployment)
     block = [_begin(lab.deployment), f"# registry {reg.name}",
-             f"{reg.address} {reg.hostname}", _end(lab.deployment)]
+             f"{reg.host_address} {reg.hostname}", _end(lab.deployment)]
     _write_in_place(HOSTS_FILE, text + "".join(f"{line}\n" for line in block))
     console.print(f"host trusts registry {reg.name}: {cert_dir / 'ca.crt'} "
-                  f"(CA of {reg.ca_server}), {HOSTS_FILE}: {reg.address} {reg.hostname}")
+                  f"(CA of {reg.ca_server}), {HOSTS_FILE}: {reg.host_address} {reg.hostname}")
     return reg
 
 

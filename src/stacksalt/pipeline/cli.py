@@ -27,18 +27,19 @@ def _rev(root: Path, rev: str) -> str:
 
 def api_settings(dep: Deployment) -> dict[str, Any]:
     """salt:api of the deployment's salt master node: its address, port and CI user."""
-    for node in dep.node_names:
-        p = dep.parameters(node)
-        api = (p.get("salt") or {}).get("api") or {}
-        if (p.get("salt") or {}).get("master", {}).get("enabled") and api.get("enabled"):
+    for node in dep.nodes_with("salt:master:enabled"):
+        api = dep.get(node, "salt:api", {})
+        if api.get("enabled"):
             users = sorted(api.get("users") or {})
             if len(users) != 1:
+                where = dep.locate(node, "salt:api:users") or dep.file_of(node)
                 raise run.PipelineError(
-                    f"{node}: salt:api:users must name exactly the pipeline's user, found "
-                    f"{users}")
+                    f"{where}: parameters:salt:api:users: must name exactly the pipeline's "
+                    f"user, found {users} (node {node})")
             # the address: a SAN of salt-api's certificate, and reachable from the build host
-            address = api.get("address") or p["linux"]["network"]["address"]
-            return {"url": f"https://{address}:{api['bind']['port']}", "user": users[0]}
+            address = api.get("address") or dep.get(node, "linux:network:address")
+            port = dep.get(node, "salt:api:bind:port", needed_by="the pipeline's salt-api URL")
+            return {"url": f"https://{address}:{port}", "user": users[0]}
     raise run.PipelineError(f"deployment {dep.name}: no salt master node has salt:api:enabled "
                             "(include system.salt.master.api on cfg01): the pipeline reaches "
                             "the master only through salt-api")

@@ -115,11 +115,11 @@ def decrypt_all(deployment: str) -> dict[str, str]:
     return out
 
 
-def generate(deployment: str) -> tuple[list[str], list[str]]:
+def generate(deployment: str, dep: Deployment | None = None) -> tuple[list[str], list[str]]:
     """Make sure every referenced secret exists; returns (added, kept) names. ``added``
     also holds an ``_ssh_public_key`` whose private key file was missing, replaced by a new
-    pair."""
-    dep = Deployment.load(deployment)
+    pair. ``dep``: the deployment's model when the caller has rendered it already."""
+    dep = dep or Deployment.load(deployment)
     fingerprint = keys.ensure_key(deployment)
     current = store.read_encrypted(deployment)
     where = store.shown(store.secrets_file(deployment))

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from stacksalt import objects
+from stacksalt.keypath import MISSING, lookup
 from stacksalt.model.errors import ModelError
 from stacksalt.model.locate import raw_value, split_key
 from stacksalt.model.render import RenderedDeployment, RenderedNode
@@ -41,7 +42,7 @@ SHORT_NAME = "linux:system:name"
 AS_MAX = 4294967295
 AS_TRANS = 23456  # RFC 6793: a placeholder for 4-byte AS numbers, never a real AS
 
-_MISSING = object()
+_MISSING = MISSING
 _REFERENCE = re.compile(r"^\$\{([^{}]+)\}$")
 _MAX_HOPS = 10
 
@@ -54,15 +55,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def get(node: RenderedNode, key: str) -> Any:
     """The rendered value at colon path ``key`` of the node's parameters, or _MISSING."""
-    value: Any = node.parameters
-    for part in key.split(":"):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return _MISSING
-    return value
+    return lookup(node.parameters, key)
 
 
 def source_key(deployment: RenderedDeployment, node: RenderedNode, key: str) -> str:

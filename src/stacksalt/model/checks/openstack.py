@@ -47,6 +47,7 @@ import yaml
 from stacksalt import objects
 from stacksalt.images import releases
 from stacksalt.images.errors import ImagesError
+from stacksalt.keypath import lookup
 from stacksalt.model.checks.network import blame, get
 from stacksalt.model.errors import ModelError
 from stacksalt.model.render import RenderedDeployment, RenderedNode
@@ -232,11 +233,7 @@ def ports_are_unique(deployment: RenderedDeployment) -> Iterator[ModelError]:
 
 def get_raw(data: Any, path: tuple[str, ...]) -> Any:
     """The value at ``path`` of a file's raw data (``~``/``=`` key prefixes allowed)."""
-    for part in path:
-        if not isinstance(data, dict):
-            return None
-        data = next((v for k, v in data.items() if str(k).lstrip("~=") == part), None)
-    return data
+    return lookup(data, path, None, prefixes="~=")
 
 
 # -- replicas-below-pdb ------------------------------------------------------------------
