@@ -587,15 +587,28 @@ class Builder:
                 out[f["file"].rsplit("/", 1)[0]] = "0700"
         return dict(sorted(out.items()))
 
-    def plan(self, objects: dict, tools: dict) -> dict:
+    def plan(self, objects: dict, tools: dict, control: dict | None = None) -> dict:
+        """The apply plan; with the OpenStack roles (``control``), the release they roll
+        out and whether an older one may replace a newer (the apply state's downgrade
+        refusal)."""
         seen = set()
         for s in self.steps:
             if s["name"] in seen:
                 raise ObjectError(f"two objects are {s['name']}: every object of the plan needs "
                                   "its own kind and name")
             seen.add(s["name"])
-        return {"rollout_timeout": int(objects["rollout_timeout"]), "tools": tools,
-                "steps": self.steps}
+        out = {"rollout_timeout": int(objects["rollout_timeout"]), "tools": tools}
+        release = (control or {}).get("release")
+        if release:
+            series = (control.get("release_series") or {}).get(release)
+            if not isinstance(series, str) or not series:
+                raise ObjectError(
+                    f"kubernetes:control:release_series has no series for release {release!r} "
+                    f"(known: {', '.join(sorted(control.get('release_series') or {})) or 'none'})"
+                    ": add it to _param:openstack_release_series (system.openstack.release)")
+            out["release"] = {"name": str(release), "series": series}
+            out["allow_downgrade"] = bool(control.get("allow_downgrade"))
+        return {**out, "steps": self.steps}
 
 
 def build(pillar: dict, defaults: dict) -> dict:
@@ -634,7 +647,8 @@ def build(pillar: dict, defaults: dict) -> dict:
         components.append("openstack")
     return {"dir": objects["dir"], "plan_file": objects["plan_file"], "files": b.files,
             "dirs": b.dirs(),
-            "plan": b.plan(objects, tools) if b.steps else {},
+            "plan": b.plan(objects, tools, control if control["enabled"] else None)
+            if b.steps else {},
             "apply": bool(objects["apply"]), "applier": objects["applier"],
             "components": components}
 

@@ -31,6 +31,13 @@ and kubeconfigs) and, step by step:
 - stops at the first failure (non-zero exit or timeout): later steps are not applied, the
   state fails and its comment names the object and what the tool said.
 
+A downgrade is refused: the plan names the OpenStack release it rolls out (``release:
+{name, series}``, from kubernetes:control:release and release_series) and the record
+keeps the release of the last run that finished (or ran a contract Job). A plan of an
+older series fails at once, nothing applied, unless the plan says ``allow_downgrade``
+(kubernetes:control:allow_downgrade): the newer release's contract Jobs may have
+dropped columns and tables the older code still reads.
+
 After a real run it fires an event to the salt master (``event_tag``) with what changed,
 how long each step and each wait took, the failed step, and what was skipped.
 
@@ -98,8 +105,15 @@ def load_plan(path: str) -> tuple[list[dict], dict]:
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
         raise PlanError(f"{path}: expected a mapping with `steps` (a list), got "
                         f"{type(data).__name__}")
+    release = data.get("release")
+    if release is not None and not (
+            isinstance(release, dict) and isinstance(release.get("name"), str)
+            and isinstance(release.get("series"), str) and series_key(release["series"])):
+        raise PlanError(f"{path}: release is {release!r}, expected {{name, series}} with a "
+                        "series such as 2025.2 (kubernetes:control:release, release_series)")
     settings = {"rollout_timeout": data.get("rollout_timeout", 300),
-                "tools": data.get("tools") or {}}
+                "tools": data.get("tools") or {}, "release": release,
+                "allow_downgrade": bool(data.get("allow_downgrade", False))}
     base = os.path.dirname(path)
     steps, seen = [], set()
     for i, step in enumerate(data["steps"]):
@@ -208,7 +222,7 @@ def missing_tools(steps: list[dict], tools: dict) -> list[str]:
 # --------------------------------------------------------------------------- record
 
 
-def read_record(path: str) -> dict[str, str]:
+def _read(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -217,18 +231,36 @@ def read_record(path: str) -> dict[str, str]:
     except ValueError:
         # unreadable: forget it, so everything is applied again (every action is idempotent)
         return {}
-    applied = data.get("applied", {}) if isinstance(data, dict) else {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_record(path: str) -> dict[str, str]:
+    applied = _read(path).get("applied", {})
+    applied = applied if isinstance(applied, dict) else {}
     return {k: v for k, v in applied.items() if isinstance(v, str)}
 
 
-def write_record(path: str, record: dict[str, str]) -> None:
-    """Atomically, mode 0600 (the directory 0700)."""
+def read_release(path: str) -> dict | None:
+    """The release the record says was last rolled out ({name, series}), if any."""
+    release = _read(path).get("release")
+    if isinstance(release, dict) and series_key(str(release.get("series", ""))):
+        return {"name": str(release.get("name", "")), "series": str(release["series"])}
+    return None
+
+
+def write_record(path: str, record: dict[str, str], release: dict | None = None) -> None:
+    """Atomically, mode 0600 (the directory 0700). ``release``: None keeps the one on file."""
+    if release is None:
+        release = read_release(path)
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".applied-")
+    data = {"applied": dict(sorted(record.items()))}
+    if release:
+        data["release"] = {"name": release["name"], "series": release["series"]}
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"applied": dict(sorted(record.items()))}, fh, indent=1)
+            json.dump(data, fh, indent=1)
             fh.write("\n")
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
@@ -236,6 +268,41 @@ def write_record(path: str, record: dict[str, str]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# --------------------------------------------------------------------------- release
+
+
+def series_key(series: str) -> tuple[int, ...] | None:
+    """``2025.2`` -> (2025, 2); None for anything else."""
+    parts = series.split(".")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
+
+
+def downgrade(recorded: dict | None, release: dict | None) -> str | None:
+    """Why rolling out ``release`` over ``recorded`` is a downgrade (None: it is not)."""
+    if not recorded or not release:
+        return None
+    if series_key(release["series"]) >= series_key(recorded["series"]):
+        return None
+    return (f"refusing to downgrade OpenStack from {recorded['name']} ({recorded['series']}) "
+            f"to {release['name']} ({release['series']}): {recorded['name']}'s contract Jobs "
+            f"may have removed what {release['name']} still uses; restore the databases from "
+            "a backup taken before the upgrade, or set kubernetes:control:allow_downgrade "
+            "(e.g. state.apply pillar='{kubernetes: {control: {allow_downgrade: true}}}') "
+            "to apply it anyway")
+
+
+def rolled_out(report: dict, steps: list[dict]) -> bool:
+    """Whether the run put the plan's release in place: it finished, or one of its
+    contract Jobs ran (from then on the older release's schema is gone)."""
+    if report["failed"] is None:
+        return True
+    kinds = {s["name"]: s for s in steps}
+    return any(kinds[n]["kind"] == "Job" and "-contract-" in kinds[n]["object"]
+               for n in report["changed"] if n in kinds)
 
 
 # --------------------------------------------------------------------------- the tools
@@ -651,6 +718,11 @@ def applied(name, state_file="/var/lib/stacksalt/kubernetes/applied.json", rollo
         plan_tools.setdefault(tool, {}).update(override or {})
     timeout = int(rollout_timeout or settings["rollout_timeout"])
     record = read_record(state_file)
+    release = settings["release"]
+    refused = downgrade(read_release(state_file), release)
+    if refused and not settings["allow_downgrade"]:
+        ret["comment"] = refused
+        return ret
     todo = pending(steps, record, sums)
     if __opts__.get("test"):  # noqa: F821 (Salt's loader injects __opts__, __salt__)
         if not todo:
@@ -676,6 +748,8 @@ def applied(name, state_file="/var/lib/stacksalt/kubernetes/applied.json", rollo
             steps, record, sums, tools=plan_tools, field_manager=field_manager,
             rollout_timeout=timeout, wait_grace=float(wait_grace),
             save=lambda r: write_record(state_file, r), api_timeout=float(api_timeout))
+    if release and rolled_out(report, steps) and release != read_release(state_file):
+        write_record(state_file, read_record(state_file), release)
     t_total = round(sum(s["apply_seconds"] + (s["wait_seconds"] or 0)
                         for s in report["steps"]), 3)
     minion = __opts__.get("id")  # noqa: F821

@@ -114,7 +114,7 @@ def _upgrade_plan(args: argparse.Namespace) -> int:
     from stacksalt.upgrade import plan
 
     return plan.main(deployment=args.deployment, from_rev=args.from_rev, to_rev=args.to_rev,
-                     repo=args.repo)
+                     repo=args.repo, allow_downgrade=args.allow_downgrade)
 
 
 def _ci_run(args: argparse.Namespace) -> int:
@@ -272,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo", type=Path, help="git repository of the revisions (default: the "
                    "deployment repository; the secrets always come from the deployment "
                    "repository)")
+    p.add_argument("--allow-downgrade", action="store_true", help="plan a move to an older "
+                   "OpenStack series too (refused by default: the newer release's contract "
+                   "Jobs may have removed what the older one uses)")
     p.set_defaults(func=_upgrade_plan)
     ci = sub.add_parser("ci", help="the release pipeline").add_subparsers(
         dest="ci_command", required=True

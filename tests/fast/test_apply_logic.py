@@ -716,3 +716,94 @@ def test_apply_renders_on_the_first_master_only(lab_secrets):
     # the lab writes everything and applies nothing (kubernetes_binaries_install: false)
     assert not any("objects-applied" in s for states in collect.rendered("lab").values()
                    for s in states)
+
+
+# --------------------------------------------------------------------------- downgrades
+
+GAZPACHO = {"name": "gazpacho", "series": "2026.1"}
+FLAMINGO = {"name": "flamingo", "series": "2025.2"}
+
+
+def with_release(plan: Path, release: dict | None, allow: bool = False) -> Path:
+    data = yaml.safe_load(plan.read_text())
+    data.pop("release", None)
+    if release:
+        data["release"], data["allow_downgrade"] = release, allow
+    plan.write_text(yaml.safe_dump(data, sort_keys=False))
+    return plan
+
+
+def apply_state(plan: Path, state: Path, monkeypatch, test: bool = False) -> dict:
+    """The state function itself, as Salt calls it (its __opts__ and __salt__)."""
+    events = []
+    monkeypatch.setattr(sk, "__opts__", {"test": test, "id": "mst01"}, raising=False)
+    monkeypatch.setattr(sk, "__salt__", {"event.send": lambda t, d: events.append(t) or True},
+                        raising=False)
+    return sk.applied(str(plan), state_file=str(state), rollout_timeout=5, wait_grace=1,
+                      api_timeout=5)
+
+
+def test_series_order_and_the_downgrade_rule():
+    assert sk.series_key("2026.1") > sk.series_key("2025.2") > sk.series_key("2025.1")
+    assert sk.series_key("2025") is None and sk.series_key("x.1") is None
+    assert sk.downgrade(None, FLAMINGO) is None
+    assert sk.downgrade(FLAMINGO, GAZPACHO) is None  # an upgrade
+    assert sk.downgrade(GAZPACHO, GAZPACHO) is None  # a re-apply
+    why = sk.downgrade(GAZPACHO, FLAMINGO)
+    assert why.startswith("refusing to downgrade OpenStack from gazpacho (2026.1) to "
+                          "flamingo (2025.2)") and "allow_downgrade" in why and "\n" not in why
+
+
+def test_the_apply_refuses_a_downgrade_and_applies_nothing(env, monkeypatch):
+    """The record keeps the release of the last finished run; a plan of an older series
+    is refused before any tool runs (in test mode too), and applied when the plan allows
+    it; the record then names the older release."""
+    plan, tools, state = env
+    ret = apply_state(with_release(plan, GAZPACHO), state, monkeypatch)
+    assert ret["result"] is True, ret["comment"]
+    assert sk.read_release(str(state)) == GAZPACHO
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    with_release(plan, FLAMINGO)
+    (plan.parent / "openstack/20-keystone/deployment-keystone.yaml").write_text(
+        yaml.safe_dump(document("Deployment", "keystone", "openstack") | {"x": 1}))
+    before = sk.read_record(str(state))
+    tools.reset()
+    for test in (True, False):
+        ret = apply_state(plan, state, monkeypatch, test=test)
+        assert ret["result"] is False
+        assert ret["comment"].startswith("refusing to downgrade OpenStack from gazpacho")
+        assert "\n" not in ret["comment"] and ret["changes"] == {}
+    assert tools.calls() == []  # not even /readyz
+    assert sk.read_record(str(state)) == before and sk.read_release(str(state)) == GAZPACHO
+    ret = apply_state(with_release(plan, FLAMINGO, allow=True), state, monkeypatch)
+    assert ret["result"] is True, ret["comment"]
+    assert "deployment/keystone" in ret["changes"]["changed"]
+    assert sk.read_release(str(state)) == FLAMINGO
+
+
+def test_a_failed_upgrade_before_its_contract_keeps_the_old_release(env, monkeypatch):
+    """Expand and migrate are additive: a run that fails before any contract Job leaves
+    the record on the old release, so going back to it is no downgrade."""
+    plan, tools, state = env
+    assert apply_state(with_release(plan, FLAMINGO), state, monkeypatch)["result"] is True
+    with_release(plan, GAZPACHO)
+    (plan.parent / "openstack/20-keystone/deployment-keystone.yaml").write_text(
+        yaml.safe_dump(document("Deployment", "keystone", "openstack") | {"x": 2}))
+    tools.answer([{"match": ["rollout", "status", "deployment/keystone"], "rc": 1,
+                   "out": "deployment keystone exceeded its progress deadline"}])
+    ret = apply_state(plan, state, monkeypatch)
+    assert ret["result"] is False and "deployment/keystone" in ret["comment"]
+    assert sk.read_release(str(state)) == FLAMINGO
+    steps, _ = sk.load_plan(str(plan))
+    contract = {"changed": ["job/keystone-contract-flamingo"], "failed": {"name": "x"}}
+    assert sk.rolled_out(contract, steps) is True
+    assert sk.rolled_out({"changed": ["deployment/keystone"], "failed": {"name": "x"}},
+                         steps) is False
+
+
+def test_a_plan_with_a_bad_release_is_refused(env):
+    plan, _tools, _state = env
+    with_release(plan, {"name": "flamingo", "series": "flamingo"})
+    with pytest.raises(sk.PlanError) as err:
+        sk.load_plan(str(plan))
+    assert "release is" in str(err.value) and "kubernetes:control:release" in str(err.value)

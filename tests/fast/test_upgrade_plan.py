@@ -150,3 +150,28 @@ def test_unknown_revision_is_refused(repo, capsys):
     assert cli_main(["-C", str(paths.example(DEPLOYMENT)), "upgrade", "plan", base,
                      "no-such-rev", "--repo", str(clone)]) == 2
     assert f"'no-such-rev' is not a commit of {clone}" in capsys.readouterr().out
+
+
+def test_a_downgrade_is_refused_unless_allowed(repo, capsys):
+    """gazpacho back to flamingo: the newer release's contract Jobs may have run, so the
+    plan refuses (the apply state's own rule, by series); --allow-downgrade plans it and
+    says DOWNGRADE first. The upgrade the other way is planned as usual."""
+    clone, base = repo
+    bumped = commit_change(repo, CLUSTER / "init.yml", r"^(\s*openstack_version:\s*)flamingo$",
+                           r"\1gazpacho", "release gazpacho")
+    assert upgrade.plan(DEPLOYMENT, base, bumped, repo=clone).downgrade is None
+    with pytest.raises(upgrade.UpgradeError) as err:
+        upgrade.plan(DEPLOYMENT, bumped, base, repo=clone)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert "refusing to downgrade OpenStack from gazpacho (2026.1) to flamingo (2025.2)" in msg
+    assert "contract Jobs" in msg and "--allow-downgrade" in msg
+    assert cli_main(["-C", str(paths.example(DEPLOYMENT)), "upgrade", "plan", bumped, base,
+                     "--deployment", DEPLOYMENT, "--repo", str(clone)]) == 2
+    assert "refusing to downgrade" in capsys.readouterr().out
+    assert cli_main(["-C", str(paths.example(DEPLOYMENT)), "upgrade", "plan", bumped, base,
+                     "--deployment", DEPLOYMENT, "--repo", str(clone),
+                     "--allow-downgrade"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("DOWNGRADE: refusing to downgrade OpenStack from gazpacho"), out
+    assert any(line.startswith("deployment/keystone") for line in out)

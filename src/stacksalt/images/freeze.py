@@ -59,7 +59,7 @@ def freeze(client: docker.DockerClient, console: Console, release: str,
     path = releases.constraints_file(release, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        f"# OpenStack {release} ({rel.series}): pip freeze of {rel.pins_arg}\n"
+        f"# OpenStack {release}: pip freeze of {rel.pins_arg}\n"
         f"# on Debian bookworm's python3; made by 'stacksalt images freeze {release}'.\n"
         + "\n".join(pins) + "\n"
     )

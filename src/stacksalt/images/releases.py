@@ -33,7 +33,6 @@ def base_tag(release: str) -> str:
 @dataclass(frozen=True)
 class Release:
     name: str
-    series: str
     pins: tuple[str, ...]  # top-level pins + the common packages, as pip arguments
 
     @property
@@ -49,7 +48,7 @@ def load(root: Path | None = None) -> dict[str, Release]:
     except (OSError, yaml.YAMLError) as exc:
         raise ImagesError(f"{path}: cannot read it: {exc}") from exc
     if not isinstance(data, dict):
-        raise ImagesError(f"{path}: expected a mapping release -> {{series, pins}}")
+        raise ImagesError(f"{path}: expected a mapping release -> {{pins}}")
     common = data.get("common") or []
     if not isinstance(common, list) or not all(isinstance(c, str) for c in common):
         raise ImagesError(f"{path}: key 'common' must be a list of package names")
@@ -62,7 +61,6 @@ def load(root: Path | None = None) -> dict[str, Release]:
             raise ImagesError(f"{path}: key '{name}:pins' must map package -> version")
         out[str(name)] = Release(
             name=str(name),
-            series=str(spec.get("series", "")),
             pins=tuple(f"{pkg}=={ver}" for pkg, ver in pins.items()) + tuple(common),
         )
     return out

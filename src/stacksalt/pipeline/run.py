@@ -323,6 +323,11 @@ def _dry_run(master, nodes: list[str]) -> tuple[str, list[str], dict[str, Any]]:
 def _upgrade_plan(deployment: str, previous: str, to_rev: str) -> tuple[str, list[str], list]:
     from stacksalt.upgrade import plan as upgrade
 
-    result = upgrade.plan(deployment, previous, to_rev)
+    # a downgrade is planned and said: the report tells the admin the apply will refuse it
+    result = upgrade.plan(deployment, previous, to_rev, allow_downgrade=True)
     lines = upgrade.lines(result)
-    return (f"{len(result.changes)} objects change, {result.unchanged} unchanged", lines, lines)
+    summary = f"{len(result.changes)} objects change, {result.unchanged} unchanged"
+    if result.downgrade:
+        lines = [f"DOWNGRADE: {result.downgrade}", *lines]
+        summary = f"DOWNGRADE (the apply refuses it unless allowed); {summary}"
+    return (summary, lines, lines)

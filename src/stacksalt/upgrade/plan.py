@@ -32,10 +32,11 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from stacksalt import objects, paths, secrets
+from stacksalt import objects, paths, saltmodules, secrets
 from stacksalt.deployment import Deployment
 from stacksalt.errors import StacksaltError
 
+APPLY_STATE = Path("_states") / "stacksalt_kubernetes.py"
 CONFIG_HASH = "stacksalt.io/config-hash"
 SECRET_HASH = "stacksalt.io/secret-hash"
 CATEGORIES = ("image-tag", "release-job", "config-hash", "secret-hash", "secret", "other")
@@ -75,6 +76,7 @@ class Render:
     objects: dict[str, dict[str, Any]]  # file relative to objects_dir -> object
     order: list[str]  # files in apply-plan order
     unless_exists: dict[str, str] = field(default_factory=dict)  # file -> kind/name
+    release: dict[str, str] | None = None  # {name, series} the plan rolls out
 
 
 @dataclass
@@ -84,6 +86,7 @@ class UpgradePlan:
     new: Render
     changes: list[ObjectChange]
     unchanged: int
+    downgrade: str | None = None  # why this is a downgrade (planned with allow_downgrade)
 
     def counts(self) -> Counter:
         out: Counter = Counter()
@@ -188,7 +191,17 @@ def render(deployment: str, root: Path) -> Render:
     order = [s["file"] for s in steps if s["file"] in found]
     order += sorted(set(found) - set(order))
     unless = {s["file"]: s["unless_exists"] for s in steps if s.get("unless_exists")}
-    return Render(minion, built["dir"], found, order, unless)
+    # (a revision from before the plan named its release has none: no direction check)
+    return Render(minion, built["dir"], found, order, unless, built["plan"].get("release"))
+
+
+def downgrade(old: Render, new: Render) -> str | None:
+    """Why going from ``old`` to ``new`` is an OpenStack downgrade (None: it is not): the
+    apply state's own rule (formulas/_states/stacksalt_kubernetes.py)."""
+    known = [r for r in (old.release, new.release) if r and r.get("name") and r.get("series")]
+    if len(known) != 2:
+        return None
+    return saltmodules.load(APPLY_STATE).downgrade(old.release, new.release)
 
 
 # -- the comparison -------------------------------------------------------------------------
@@ -289,8 +302,9 @@ def compare(old: Render, new: Render) -> tuple[list[ObjectChange], int]:
 
 
 def plan(deployment: str, from_rev: str, to_rev: str, repo: Path | None = None,
-         progress: Any = None) -> UpgradePlan:
-    """Render both revisions' manifests and compare them."""
+         progress: Any = None, allow_downgrade: bool = False) -> UpgradePlan:
+    """Render both revisions' manifests and compare them. A downgrade (an older OpenStack
+    series) is refused unless ``allow_downgrade``; the plan's ``downgrade`` says why."""
     repo = Path(repo or paths.deployment_root(deployment))
     renders = []
     with tempfile.TemporaryDirectory(prefix="stacksalt-upgrade-") as tmp:
@@ -299,8 +313,12 @@ def plan(deployment: str, from_rev: str, to_rev: str, repo: Path | None = None,
                 progress(f"rendering {deployment} at {rev} ({label})")
             root = export(repo, rev, Path(tmp) / label, deployment)
             renders.append(render(deployment, root))
+    why = downgrade(*renders)
+    if why and not allow_downgrade:
+        raise UpgradeError(f"{from_rev} -> {to_rev}: {why}; `stacksalt upgrade plan "
+                           "--allow-downgrade` shows the plan anyway")
     changes, unchanged = compare(*renders)
-    return UpgradePlan(deployment, renders[0], renders[1], changes, unchanged)
+    return UpgradePlan(deployment, renders[0], renders[1], changes, unchanged, why)
 
 
 # -- output ---------------------------------------------------------------------------------
@@ -330,18 +348,22 @@ def lines(result: UpgradePlan) -> list[str]:
     return out
 
 
-def main(deployment: str, from_rev: str, to_rev: str, repo: Path | None = None) -> int:
+def main(deployment: str, from_rev: str, to_rev: str, repo: Path | None = None,
+         allow_downgrade: bool = False) -> int:
     from rich.console import Console
 
     console = Console(stderr=True)
     try:
         with console.status("rendering") as status:
-            result = plan(deployment, from_rev, to_rev, repo=repo, progress=status.update)
+            result = plan(deployment, from_rev, to_rev, repo=repo, progress=status.update,
+                          allow_downgrade=allow_downgrade)
     except UpgradeError as exc:
         print(f"stacksalt upgrade plan: {exc}")
         return 2
     print(f"upgrade plan for {deployment}: {from_rev} -> {to_rev} "
           f"(built for {result.new.minion}, {result.new.objects_dir}), in apply order:")
+    if result.downgrade:
+        print(f"DOWNGRADE: {result.downgrade}")
     for line in lines(result):
         print(line)
     counts = result.counts()

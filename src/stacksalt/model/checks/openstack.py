@@ -18,8 +18,10 @@ For every node with ``kubernetes:control:enabled`` (the Kubernetes masters), eac
 - ``unknown-openstack-release``: a ``docker:build:image:<image>:release`` (on any node,
   the image enabled or not; ``_param:openstack_version`` in this model) that
   ``images/openstack-base/releases.yml`` has no entry for: its images would be tagged
-  with a release nobody builds. The message lists the releases the file knows. Skipped
-  when there is no such file (looked up like ``images/``).
+  with a release nobody builds. The message lists the releases the file knows. A release
+  of that file without a series in ``kubernetes:control:release_series`` (the order the
+  apply uses to refuse a downgrade) is the same error. Skipped when there is no such
+  file (looked up like ``images/``).
 - ``unknown-secret``: a ``secret_env`` value that names no entry of the deployment's
   secrets pillar, ``pillar/secrets/<deployment>.sls`` (looked up like ``images/``). Its
   keys are read without decrypting anything. When the file does not exist the check is
@@ -121,6 +123,9 @@ def images_have_builds(deployment: RenderedDeployment) -> Iterator[ModelError]:
                     "at an existing directory")
 
 
+SERIES = "kubernetes:control:release_series"
+
+
 # -- unknown-openstack-release -------------------------------------------------------------
 
 
@@ -148,6 +153,17 @@ def openstack_releases_are_known(deployment: RenderedDeployment) -> Iterator[Mod
                 f"release {str(release)!r} is not in {rel} (known: {', '.join(known)}): "
                 f"the images would be tagged {release}, which nobody builds; use a known "
                 f"release, or add its pins there and run 'stacksalt images freeze {release}'")
+    # the apply orders releases by series: each release that can be built has one
+    for node in control_nodes(deployment):
+        series = get(node, SERIES)
+        if not isinstance(series, dict):
+            continue
+        for name in (n for n in known if n not in series):
+            yield blame(
+                deployment, node, SERIES, "unknown-openstack-release",
+                f"release {name!r} of {rel} has no series here (has: "
+                f"{', '.join(sorted(map(str, series))) or 'none'}): add it "
+                f"(e.g. {name}: \"2026.1\"), the apply orders releases by it")
 
 
 # -- duplicate-port / unknown-port ---------------------------------------------------------
