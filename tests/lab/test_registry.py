@@ -64,7 +64,7 @@ def _curl(lab, node: str, url: str, user: str | None = None, password: str | Non
 
 def test_registry_service_runs_on_cfg01(lab, reg):
     host = lab.host(REGISTRY_MINION)
-    assert reg.minion_id == REGISTRY_MINION
+    assert reg.node == REGISTRY_MINION
     svc = host.service("docker-registry")
     assert svc.is_running and svc.is_enabled
     assert host.socket(f"tcp://0.0.0.0:{reg.port}").is_listening
