@@ -135,10 +135,11 @@ def test_rabbitmq_accepts_the_openstack_user(env, lab_secrets):
     cmd, user = pid1(c)
     assert "beam.smp" in cmd and user == "rabbitmq"
     user_name = Deployment.load("lab").parameters(NODE)["rabbitmq"]["server"]["user"]
-    ok = c.exec_run(["rabbitmqctl", "authenticate_user", user_name,
+    # `--`: a generated password may start with "-" (rabbitmqctl took one for an option)
+    ok = c.exec_run(["rabbitmqctl", "authenticate_user", "--", user_name,
                      values["RABBITMQ_OPENSTACK_PASSWORD"]], user="rabbitmq")
     assert ok.exit_code == 0, ok.output.decode()
-    bad = c.exec_run(["rabbitmqctl", "authenticate_user", user_name, "wrong-password"],
+    bad = c.exec_run(["rabbitmqctl", "authenticate_user", "--", user_name, "wrong-password"],
                      user="rabbitmq")
     assert bad.exit_code != 0
     # AMQP answers on the Service name: protocol header in, Connection.Start frame out
