@@ -110,8 +110,10 @@ class Deployment:
 
     def file_of(self, node: str) -> str:
         """The node's own file, relative to the inventory."""
-        mf = self.checked[node] if self.checked is not None and node in self.checked else None
-        return mf.file if mf is not None else f"nodes/{self.name}/{node}.yml"
+        if self.checked is not None and node in self.checked:
+            return self.checked[node].file
+        mf = self._index.nodes.get(node)  # (node files may sit in subfolders)
+        return mf.rel if mf is not None else f"nodes/{self.name}/{node}.yml"
 
     # -- values --------------------------------------------------------------------------
 
