@@ -108,9 +108,17 @@ def strict(tmp_path):
         "systemctl": str(bindir / "systemctl"), "kubernetes_version": "1.33.5",
         "python_path": [str(ROOT / "src")]}))
 
-    def answer(etcd_rc: int, kubelet_state: str, manifest_exists: bool):
-        (tmp_path / "etcdctl.rc").write_text(str(etcd_rc))
-        (tmp_path / "etcdctl.out").write_text("unhealthy" if etcd_rc else "healthy")
+    def answer(etcd_down: int | None, kubelet_state: str, manifest_exists: bool):
+        """etcd_down: how many of 3 members are unhealthy (None: etcdctl prints no JSON,
+        as when the endpoint it asked for the member list is down)."""
+        members = [{"endpoint": f"https://10.0.0.{i}:2379", "health": i > (etcd_down or 0),
+                    "took": "3ms"} for i in range(1, 4)]
+        for m in members:
+            if not m["health"]:
+                m["error"] = "context deadline exceeded"
+        out = "Error: context deadline exceeded" if etcd_down is None else json.dumps(members)
+        (tmp_path / "etcdctl.rc").write_text("1" if etcd_down is None or etcd_down else "0")
+        (tmp_path / "etcdctl.out").write_text(out)
         (tmp_path / "systemctl.rc").write_text("0" if kubelet_state == "active" else "3")
         (tmp_path / "systemctl.out").write_text(kubelet_state)
         if manifest_exists:
@@ -123,25 +131,60 @@ def strict(tmp_path):
                               env=dict(os.environ, KUBECTL_RECORDER_DIR=str(rec)),
                               capture_output=True, text=True, timeout=60, check=False)
 
-    def failures():
-        log = rec / "precondition_failures.jsonl"
+    def failures(log="precondition_failures.jsonl"):
+        log = rec / log
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
-    call.answer, call.failures, call.tmp = answer, failures, tmp_path
+    def configmap():
+        path = tmp_path / "cm.yaml"
+        path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": "x", "namespace": "default"},
+                                        "data": {"k": "v"}}))
+        return str(path)
+
+    call.answer, call.failures, call.tmp, call.configmap = answer, failures, tmp_path, configmap
     return call
 
 
 def test_strict_kubectl_refuses_before_etcd_apiserver_and_kubelet(strict):
-    strict.answer(1, "inactive", False)
-    res = strict("get", "--raw", "/readyz")
-    assert res.returncode == 1
+    strict.answer(2, "inactive", False)
+    res = strict("apply", "--server-side", "-f", strict.configmap())
+    assert res.returncode == 1 and "cannot work yet" in res.stderr
     (entry,) = strict.failures()
     assert entry["tool"] == "kubectl" and len(entry["failures"]) == 3
     text = " ".join(entry["failures"])
     assert "etcd: not healthy with quorum over TLS" in text
     assert "static pod manifest" in text and "kubelet: unit kubelet is not active" in text
     args = (strict.tmp / "etcdctl.args").read_text()
-    assert "endpoint health --cluster" in args and "--cert=/c.crt" in args
+    assert "endpoint health --cluster -w json" in args and "--cert=/c.crt" in args
+    assert "1 of 3 members healthy, 2 needed" in text
+
+
+@pytest.mark.parametrize("down, refused", [(0, False), (1, False), (2, True), (3, True),
+                                           (None, True)])
+def test_strict_kubectl_needs_an_etcd_quorum_not_every_member(strict, down, refused):
+    """A real kube-apiserver serves while a majority of etcd members commits (a member
+    restarting during a rolling etcd update is normal); it cannot without a majority."""
+    strict.answer(down, "active", True)
+    res = strict("apply", "--server-side", "-f", strict.configmap())
+    assert (res.returncode == 1) is refused, res.stderr
+    text = " ".join(f for e in strict.failures() for f in e["failures"])
+    assert ("etcd: not healthy with quorum over TLS" in text) is refused
+
+
+def test_a_readiness_probe_may_find_the_apiserver_not_ready(strict):
+    """Polling /readyz until `ok` is how the state waits: a probe that finds etcd without
+    quorum gets a real apiserver's "not ready" and is not counted as a call made too early;
+    the same unmet needs still refuse anything else."""
+    strict.answer(2, "active", True)
+    res = strict("get", "--raw", "/readyz")
+    assert res.returncode == 1 and "readyz check failed" in res.stderr
+    assert strict.failures() == []
+    (probe,) = strict.failures("readyz_not_ready.jsonl")
+    assert "1 of 3 members healthy" in probe["failures"][0]
+    strict.answer(1, "active", True)
+    res = strict("get", "--raw", "/readyz")
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
 
 
 def test_strict_kubectl_answers_once_everything_is_up(strict):
