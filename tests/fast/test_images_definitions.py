@@ -103,11 +103,11 @@ def test_every_image_context_holds_the_formulas_its_formulas_read(lab_defs):
             declared = set(yaml.safe_load(requires) or []) if requires else set()
             assert declared == refs, f"formulas/{formula}/{assemble.REQUIRES} declares " \
                 f"{sorted(declared)}, its files read {sorted(refs)}"
-            if formula in ("keystone", "glance", "nova", "neutron"):
+            if formula in ("keystone", "glance", "placement", "nova", "neutron"):
                 assert "openstack" in refs, formula
                 seen_shared.add(image.name)
-    assert seen_shared == {"keystone", "glance-api", "nova-controller", "nova-compute",
-                           "neutron-server"}
+    assert seen_shared == {"keystone", "glance-api", "placement-api", "nova-controller",
+                           "nova-compute", "neutron-server"}
     assert assemble.context_formulas(lab_defs.images["mariadb"]) == ["mariadb"]
 
 

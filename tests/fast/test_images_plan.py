@@ -30,7 +30,8 @@ from tests.netutil import free_port, throwaway_tls
 pytestmark = pytest.mark.fast
 
 INFRA = {"mariadb", "rabbitmq", "memcached"}
-OPENSTACK = {"keystone", "glance-api", "nova-controller", "nova-compute", "neutron-server"}
+OPENSTACK = {"keystone", "glance-api", "placement-api", "nova-controller", "nova-compute",
+             "neutron-server"}
 OPENSTACK_INIT = "classes/cluster/lab/openstack/init.yml"
 CLUSTER_INIT = "classes/cluster/lab/init.yml"
 NODE = "mst01.lab.local"
@@ -174,12 +175,12 @@ def test_one_nova_option_changes_only_the_images_baking_it(lab_inputs, lab_defs,
     _edit(inv, OPENSTACK_INIT, "nova_cpu_allocation_ratio: 16.0", "nova_cpu_allocation_ratio: 8.0")
     after = digests(inv)
     bakers = {d.name for d in lab_defs.enabled()
-              if any(k == "nova:controller" or "nova:controller".startswith(k + ":")
+              if any(k == "nova:compute" or "nova:compute".startswith(k + ":")
                      for k in d.pillar_keys)}
-    assert bakers == {"nova-controller"}
+    assert bakers == {"nova-compute"}
     assert _changed(lab_inputs, after) == bakers
-    parts = after["nova-controller"].parts
-    assert {p for p in imageplan.PARTS if parts[p] != lab_inputs["nova-controller"].parts[p]} \
+    parts = after["nova-compute"].parts
+    assert {p for p in imageplan.PARTS if parts[p] != lab_inputs["nova-compute"].parts[p]} \
         == {"context", "pillar"}  # the pillar is also in the context (pillar/image.sls)
 
 

@@ -78,7 +78,7 @@ def test_one_release_parameter_drives_openstack_versions(deployment):
     for node in dep.node_names:
         p = dep.parameters(node)["_param"]
         release = p["openstack_version"]
-        for svc in ("keystone", "glance", "nova", "neutron"):
+        for svc in ("keystone", "glance", "placement", "nova", "neutron"):
             assert p[f"{svc}_version"] == release
     cluster_files = sorted((paths.reclass_dir(deployment) / "classes" / "cluster" / deployment)
                            .rglob("*.yml"))

@@ -28,7 +28,8 @@ from tests.trees import combined_inventory
 ROOT = Path(__file__).resolve().parents[2]
 FORMULAS = ROOT / "formulas"
 ALL = ["linux", "salt", "pki", "docker", "etcd", "kubernetes", "calico", "keystone",
-       "glance", "nova", "neutron", "mariadb", "rabbitmq", "memcached", "openstack", "git"]
+       "glance", "placement", "nova", "neutron", "mariadb", "rabbitmq", "memcached", "openstack",
+       "git"]
 DELETE = object()
 
 

@@ -41,6 +41,10 @@ OPENSTACK = {
                                   "/etc/glance/glance-api-paste.ini", "/etc/glance/logging.conf",
                                   "/etc/glance/gunicorn.conf.py",
                                   "/etc/glance/ks-register.ini"]),
+    "placement-api": ("placement.api", ["/etc/placement/placement.conf",
+                                        "/etc/placement/logging.conf",
+                                        "/etc/placement/gunicorn.conf.py",
+                                        "/etc/placement/ks-register.ini"]),
     "nova-controller": ("nova.controller", ["/etc/nova/nova.conf", "/etc/nova/api-paste.ini",
                                             "/etc/nova/logging.conf",
                                             "/etc/nova/gunicorn.conf.py",
@@ -57,8 +61,8 @@ OPENSTACK = {
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 # images/README.md, "Placeholders": the names an image may use
 CONTRACT = re.compile(
-    r"^(DATABASE|RABBITMQ|MEMCACHED|KEYSTONE|GLANCE|NOVA|NEUTRON)_HOST$"
-    r"|^(KEYSTONE|GLANCE|NOVA|NEUTRON)_(DATABASE|KEYSTONE)_PASSWORD$"
+    r"^(DATABASE|RABBITMQ|MEMCACHED|KEYSTONE|GLANCE|PLACEMENT|NOVA|NEUTRON)_HOST$"
+    r"|^(KEYSTONE|GLANCE|PLACEMENT|NOVA|NEUTRON)_(DATABASE|KEYSTONE)_PASSWORD$"
     r"|^(KEYSTONE_ADMIN_PASSWORD|RABBITMQ_OPENSTACK_PASSWORD|MARIADB_ROOT_PASSWORD"
     r"|RABBITMQ_ERLANG_COOKIE)$")
 
@@ -194,10 +198,14 @@ def _ini(content: str) -> dict[str, dict[str, str]]:
 
 
 def test_static_values_of_the_model(rendered, lab_images):
-    nova = lab_images["nova-controller"].pillar["nova"]["controller"]
-    conf = _ini(rendered["nova-controller"]["/etc/nova/nova.conf"])
-    assert conf["DEFAULT"]["cpu_allocation_ratio"] == str(nova["cpu_allocation_ratio"]) == "16.0"
+    # the overcommit is the compute's to report to placement; the controller has none
+    compute = lab_images["nova-compute"].pillar["nova"]["compute"]
+    conf = _ini(rendered["nova-compute"]["/etc/nova/nova.conf"])
+    assert conf["DEFAULT"]["cpu_allocation_ratio"] == str(compute["cpu_allocation_ratio"]) \
+        == "16.0"
     assert conf["DEFAULT"]["ram_allocation_ratio"] == "1.5"
+    conf = _ini(rendered["nova-controller"]["/etc/nova/nova.conf"])
+    assert "cpu_allocation_ratio" not in conf["DEFAULT"]
     assert conf["DEFAULT"]["osapi_compute_workers"] == "2"
     assert conf["scheduler"]["max_attempts"] == "3"
     assert conf["vnc"]["novncproxy_port"] == "6080"
@@ -218,6 +226,15 @@ def test_static_values_of_the_model(rendered, lab_images):
     assert glance["DEFAULT"]["image_size_cap"] == "1099511627776"
     assert glance["DEFAULT"]["workers"] == "2"
     assert glance["file"]["filesystem_store_datadir"] == "/var/lib/glance/images"
+
+    placement = _ini(rendered["placement-api"]["/etc/placement/placement.conf"])
+    assert placement["api"]["auth_strategy"] == "keystone"
+    assert placement["placement_database"]["connection"] == (
+        "mysql+pymysql://placement:${PLACEMENT_DATABASE_PASSWORD}@${DATABASE_HOST}"
+        "/placement?charset=utf8")
+    assert placement["keystone_authtoken"]["password"] == "${PLACEMENT_KEYSTONE_PASSWORD}"
+    assert 'wsgi_app = "placement.wsgi.api:application"' in \
+        rendered["placement-api"]["/etc/placement/gunicorn.conf.py"]
 
     neutron = _ini(rendered["neutron-server"]["/etc/neutron/neutron.conf"])
     assert neutron["DEFAULT"]["service_plugins"] == "router"
@@ -242,6 +259,7 @@ def test_static_values_of_the_model(rendered, lab_images):
 SHARED = {  # image: (log file, API port and catalog path or None when it has no API)
     "keystone": ("/var/log/keystone/keystone.log", ("5000", None)),
     "glance-api": ("/var/log/glance/glance-api.log", ("9292", "")),
+    "placement-api": ("/var/log/placement/placement-api.log", ("8778", "")),
     "nova-controller": ("/var/log/nova/nova.log", ("8774", "/v2.1")),
     "nova-compute": ("/var/log/nova/nova-compute.log", None),
     "neutron-server": ("/var/log/neutron/neutron-server.log", ("9696", "")),
@@ -272,6 +290,8 @@ def test_shared_templates_render_each_services_values(rendered):
         service = formula.upper()
         assert reg["user"]["password"] == f"${{{service}_KEYSTONE_PASSWORD}}", name
         assert reg["user"]["name"] == reg["service"]["name"] == formula, name
+        # the service role: keystonemiddleware 13 refuses a service token without it
+        assert reg["user"]["roles"] == "admin, service", name
         assert set(reg["endpoints"].values()) == {f"http://${{{service}_HOST}}:{port}{path}"}
 
 
@@ -323,7 +343,7 @@ def test_every_dynamic_value_and_secret_is_a_placeholder(rendered, lab_secrets):
 
 
 @pytest.mark.parametrize("image,key,value,line", [
-    ("nova-controller", ("nova", "controller", "cpu_allocation_ratio"), 4.0,
+    ("nova-compute", ("nova", "compute", "cpu_allocation_ratio"), 4.0,
      "cpu_allocation_ratio = 4.0"),
     ("keystone", ("keystone", "server", "token_expiration"), 7200, "expiration = 7200"),
     ("keystone", ("keystone", "server", "workers"), 5, "workers = 5"),
@@ -415,4 +435,4 @@ def test_openstack_formulas_are_image_only(lab_deployment):
     """No node applies them: they exist to render configuration into images."""
     for node, info in lab_deployment.rendered.items():
         apps = {a.split(".")[0] for a in info.get("applications", [])}
-        assert not apps & {"keystone", "glance", "nova", "neutron"}, node
+        assert not apps & {"keystone", "glance", "placement", "nova", "neutron"}, node

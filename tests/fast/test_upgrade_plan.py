@@ -8,8 +8,8 @@ means:
 
 - openstack_version flamingo -> gazpacho: only image tags, per-release Jobs (new ones,
   and the old release's gone) and config hashes (the release is in the baked config);
-- nova_cpu_allocation_ratio 16.0 -> 8.0: only the config hash of nova-controller, whose
-  image bakes nova:controller.
+- nova_cpu_allocation_ratio 16.0 -> 8.0: only the config hash of nova-compute, whose
+  image bakes nova:compute (the overcommit is the compute's to report to placement).
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def test_release_bump_changes_only_tags_jobs_and_config(repo):
     counts = result.counts()
     assert set(counts) == {"image-tag", "release-job", "config-hash"}, (
         counts, upgrade.lines(result))
-    openstack = ("keystone", "glance-api", "neutron-server", "nova-controller", "nova-compute")
+    openstack = ("keystone", "glance-api", "placement-api", "neutron-server", "nova-controller",
+                 "nova-compute")
     # every OpenStack workload rolls: new tag on every container, new baked config
     for role in openstack:
         kind = "daemonset" if role == "nova-compute" else "deployment"
@@ -125,7 +126,7 @@ def test_static_parameter_changes_only_the_config_hash_of_its_image(repo):
                             "nova_cpu_allocation_ratio 8.0")
     result = upgrade.plan(DEPLOYMENT, base, changed, repo=clone)
     assert [(c.step, [(f.path, f.category) for f in c.fields]) for c in result.changes] == [
-        ("deployment/nova-controller",
+        ("daemonset/nova-compute",
          [(f"spec.template.metadata.annotations.{upgrade.CONFIG_HASH}", "config-hash")])]
     assert result.unchanged == len(result.new.objects) - 1
 
@@ -138,8 +139,8 @@ def test_cli_prints_the_plan(repo, capsys):
     assert cli_main(["-C", str(paths.example(DEPLOYMENT)), "upgrade", "plan", base, changed,
                      "--deployment", DEPLOYMENT, "--repo", str(clone)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1] == ("deployment/nova-controller "
-                      "(openstack/30-nova-controller/deployment-nova-controller.yaml):")
+    assert out[1] == ("daemonset/nova-compute "
+                      "(openstack/40-nova-compute/daemonset-nova-compute.yaml):")
     assert re.fullmatch(r"    spec\.template\.metadata\.annotations\.stacksalt\.io/config-hash: "
                         r"[0-9a-f]{12} -> [0-9a-f]{12} \[config-hash\]", out[2]), out
     assert re.fullmatch(r"1 objects change \(config-hash 1\); \d+ unchanged", out[-1]), out

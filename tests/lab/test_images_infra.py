@@ -123,9 +123,10 @@ def test_mariadb_accepts_every_service_user(env, lab_secrets):
     assert code != 0 and "Access denied" in out
     code, out = client_run(env, "mariadb", [
         "-h", "mariadb", "-u", "root", f"-p{values['MARIADB_ROOT_PASSWORD']}", "-N", "-e",
-        "SELECT COUNT(*) FROM mysql.user WHERE user IN ('keystone','glance','nova','neutron')"],
+        "SELECT COUNT(*) FROM mysql.user WHERE user IN "
+        "('keystone','glance','placement','nova','neutron')"],
         entrypoint="mariadb")
-    assert code == 0 and out.strip() == "4", out
+    assert code == 0 and out.strip() == "5", out
 
 
 def test_rabbitmq_accepts_the_openstack_user(env, lab_secrets):

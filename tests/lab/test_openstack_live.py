@@ -1,11 +1,13 @@
 """The lab's OpenStack images, really running (Docker tier; no Kubernetes needed).
 
 `stacksalt images build lab` builds the images; then, on a throwaway network, mariadb,
-rabbitmq, memcached, keystone, glance-api, nova-controller and neutron-server run as their
-Deployments would run them (env and secret_env from the model and the lab's secrets, the
-Service names as host names, the bootstrap jobs in order), and real HTTP proves the
-result: a keystone token for the admin user, authenticated GETs on glance, nova and
-neutron, and a project network (a VLAN of the model's range) created through neutron.
+rabbitmq, memcached, keystone, glance-api, placement-api, nova-controller, neutron-server
+and nova-compute run as their Deployments and DaemonSet would run them (env and secret_env
+from the model and the lab's secrets, the Service names as host names, the bootstrap jobs
+in order), and real HTTP proves the result: a keystone token for the admin user,
+authenticated GETs on glance, placement, nova and neutron, a project network (a VLAN of
+the model's range) created through neutron, and a server scheduled through placement onto
+the lab's fake-driver compute, ACTIVE.
 The other release's neutron-server (gazpacho) then upgrades the same database (expand)
 and answers its API.
 (stacksalt.images.demo does the work; `stacksalt images demo lab` shows the same.)
@@ -13,6 +15,7 @@ and answers its API.
 
 from __future__ import annotations
 
+import re
 import time
 
 import docker
@@ -29,8 +32,8 @@ from stacksalt.images.dockerbuild import build
 pytestmark = pytest.mark.lab
 
 PREFIX = "stacksalt-test-os"
-IMAGES = ["mariadb", "rabbitmq", "memcached", "keystone", "glance-api", "nova-controller",
-          "neutron-server"]
+IMAGES = ["mariadb", "rabbitmq", "memcached", "keystone", "glance-api", "placement-api",
+          "nova-controller", "nova-compute", "neutron-server"]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +66,7 @@ def test_keystone_issues_an_admin_token(live):
     assert proof.catalog["image"] == ["admin", "internal", "public"]
     assert proof.catalog["compute"] == ["admin", "internal", "public"]
     assert proof.catalog["network"] == ["admin", "internal", "public"]
+    assert proof.catalog["placement"] == ["admin", "internal", "public"]
 
 
 def test_glance_nova_and_neutron_answer_authenticated_requests(live):
@@ -72,6 +76,81 @@ def test_glance_nova_and_neutron_answer_authenticated_requests(live):
     assert "networks" in proof.networks
     status, _, body = demo.http("GET", f"{_neutron(stack)}/healthcheck")
     assert status == 200, body
+
+
+def test_placement_answers_and_lists_the_compute_after_it_started(live):
+    """Before nova-compute: no resource provider. After: the compute's, with the
+    inventory the fake driver reports and the model's allocation ratios."""
+    stack, proof = live
+    assert proof.resource_providers == {"resource_providers": []}
+    placement = demo._url(stack, "placement-api", "placement-api", "api")
+    token = _token(stack, _keystone(stack))
+    status, _, data = demo.http("GET", f"{placement}/resource_providers", token=token)
+    assert status == 200, data
+    (provider,) = data["resource_providers"]
+    assert provider["name"] == proof.server.host
+    status, _, inv = demo.http("GET", f"{placement}/resource_providers/{provider['uuid']}"
+                               "/inventories", token=token)
+    assert status == 200, inv
+    ratio = float(stack.value("nova:compute:cpu_allocation_ratio"))
+    assert inv["inventories"]["VCPU"]["allocation_ratio"] == ratio, inv
+    assert {"VCPU", "MEMORY_MB", "DISK_GB"} <= set(inv["inventories"])
+    # the version document answers without a token (the model's readiness probe)
+    status, _, doc = demo.http("GET", f"{placement}/")
+    assert status == 200 and doc["versions"][0]["id"] == "v1.0", doc
+
+
+def test_a_server_goes_active_through_placement_on_the_fake_compute(live):
+    """The proof's server: scheduled by nova-scheduler from placement's allocation
+    candidates onto the compute, ACTIVE (nova's fake driver: nothing boots), its flavor
+    allocated in placement against that compute's provider; deleted, the allocation is
+    gone."""
+    stack, proof = live
+    server = proof.server
+    assert server.host == stack.started["nova-compute"].attrs["Config"]["Hostname"]
+    ((provider, alloc),) = server.allocations.items()
+    assert alloc["resources"] == {"VCPU": 1, "MEMORY_MB": 64, "DISK_GB": 1}, alloc
+    token = _token(stack, _keystone(stack))
+    nova = demo._url(stack, "nova-controller", "nova-api", "api")
+    placement = demo._url(stack, "placement-api", "placement-api", "api")
+    status, _, usages = demo.http("GET", f"{placement}/resource_providers/{provider}/usages",
+                                  token=token)
+    assert status == 200 and usages["usages"]["MEMORY_MB"] == 64, usages
+    # a second server lands on the same compute; deleting it frees its allocation
+    second = demo.boot_server(stack, f"{PREFIX}-server2")
+    assert second.host == server.host
+    status, _, _ = demo.http("DELETE", f"{nova}/v2.1/servers/{second.id}", token=token)
+    assert status == 204
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        _, _, got = demo.http("GET", f"{placement}/allocations/{second.id}", token=token)
+        if got["allocations"] == {}:
+            break
+        time.sleep(2)
+    assert got["allocations"] == {}, got
+
+
+def test_without_placement_the_scheduler_finds_no_host(live):
+    """The negative control of the server test: placement-api stopped, a new server
+    ends in ERROR (the scheduler cannot get allocation candidates), not ACTIVE; placement
+    started again, the next one is ACTIVE.
+
+    Which error depends on the name: a lookup that fails is nova's "No valid host"; the
+    scheduler's eventlet resolver caches the stopped container's address (Docker's DNS
+    answers with a TTL of 600 s), and a connection to it times out (about 130 s, the
+    kernel's SYN retries) as keystoneauth's ConnectTimeout. On Kubernetes the Service's
+    address stays and, with no ready pod, is refused at once."""
+    stack, _ = live
+    box = stack.started["placement-api"]
+    box.stop(timeout=10)
+    try:
+        with pytest.raises(demo.DemoError, match=r"is ERROR after .*(No valid host|"
+                           r"ConnectTimeout:? Request to http://placement-api:8778/)"):
+            demo.boot_server(stack, f"{PREFIX}-noplacement", timeout=240)
+    finally:
+        box.start()
+        stack._wait_probe(box, stack.containers("placement-api")["placement-api"], 120)
+    assert demo.boot_server(stack, f"{PREFIX}-placement-back").host
 
 
 def test_neutron_allocates_a_project_vlan_from_the_model(live):
@@ -142,6 +221,7 @@ def test_endpoints_use_the_service_names_and_region(live):
     assert ("public", "http://keystone:5000/v3") in urls
     assert ("internal", "http://glance-api:9292") in urls
     assert ("admin", "http://nova-controller:8774/v2.1") in urls
+    assert ("internal", "http://placement-api:8778") in urls
     assert {e["region_id"] for e in data["endpoints"]} == {"RegionOne"}
 
 
@@ -152,8 +232,16 @@ def test_ks_register_is_idempotent(live):
     assert "password current" in out
 
 
-@pytest.mark.parametrize("service", ["keystone", "glance-api", "nova-controller",
-                                     "neutron-server"])
+# nova's populate_instance_compute_id (online migration, nova/objects/instance.py) logs
+# ERROR for every instance that never had a host: the servers the scheduler could not place
+# (the no-placement control below leaves one in cell0). It skips them and succeeds; any
+# other ERROR fails the test.
+NEVER_SCHEDULED = re.compile(r"ERROR nova\.objects\.instance .*Unable to migrate instance "
+                             r"because host None with node None not found")
+
+
+@pytest.mark.parametrize("service", ["keystone", "glance-api", "placement-api",
+                                     "nova-controller", "neutron-server"])
 def test_upgrade_jobs_run_on_a_current_schema(live, service):
     """The model's expand/migrate/contract jobs (and a second nova db_sync: the cell
     already exists) succeed on a schema that is already current: they are idempotent."""
@@ -162,7 +250,9 @@ def test_upgrade_jobs_run_on_a_current_schema(live, service):
     for phase in ("expand", "migrate", "contract"):
         for mode in jobs[phase]:
             out = stack.run_job(service, mode)
-            assert "ERROR" not in out, out
+            errors = [line for line in out.splitlines()
+                      if "ERROR" in line and not NEVER_SCHEDULED.search(line)]
+            assert not errors, out
     if service == "nova-controller":
         assert "exists already" in stack.run_job(service, "db_sync")
 
@@ -268,7 +358,8 @@ def test_gazpacho_neutron_server_expands_the_schema_and_answers(live, neutron_ga
 def test_images_are_small_enough_and_hold_no_secret(built, lab_secrets):
     client = docker.from_env()
     base = client.images.get(built["openstack-base:flamingo"].tag)
-    for name in ("keystone", "glance-api", "nova-controller", "neutron-server"):
+    for name in ("keystone", "glance-api", "placement-api", "nova-controller",
+                 "neutron-server"):
         image = client.images.get(built[name].tag)
         print(f"{name}: {image.attrs['Size'] / 1e6:.0f} MB, built in {built[name].seconds:.0f}s")
         # the service layers add configuration and scripts, not packages
@@ -284,7 +375,8 @@ def test_images_are_small_enough_and_hold_no_secret(built, lab_secrets):
                 assert value not in out
 
 
-OPENSTACK_IMAGES = ["keystone", "glance-api", "nova-controller", "nova-compute", "neutron-server"]
+OPENSTACK_IMAGES = ["keystone", "glance-api", "placement-api", "nova-controller",
+                    "nova-compute", "neutron-server"]
 
 
 @pytest.mark.parametrize("release", sorted(releases.load()))

@@ -1,7 +1,8 @@
 """`stacksalt images demo DEPLOYMENT`: the deployment's OpenStack images, really running.
 
 Starts, on a throwaway Docker network, the infrastructure (mariadb, rabbitmq, memcached)
-and keystone, glance-api, nova-controller and neutron-server from the images
+and keystone, glance-api, placement-api, nova-controller and neutron-server from the
+images
 `stacksalt images build` made, each the way its Kubernetes objects run it. It reads the
 objects the one builder makes for the first Kubernetes master (stacksalt.objects, what
 kubernetes.master.objects writes), never the role schema of the model:
@@ -20,9 +21,13 @@ kubernetes.master.objects writes), never the role schema of the model:
   answers (the port resolved by name as in the pod).
 
 Then it proves the result over real HTTP: a token for keystone's admin user
-(POST /v3/auth/tokens), authenticated GETs on glance (/v2/images), nova (/v2.1/flavors)
-and neutron (/v2.0/networks), and a project network created through neutron
-(POST /v2.0/networks: ML2 allocates a VLAN of the model's neutron_network_vlan_ranges).
+(POST /v3/auth/tokens), authenticated GETs on glance (/v2/images), placement
+(/resource_providers), nova (/v2.1/flavors) and neutron (/v2.0/networks), a project
+network created through neutron (POST /v2.0/networks: ML2 allocates a VLAN of the model's
+neutron_network_vlan_ranges), and a server: nova-compute (the model's virt driver: nova's
+fake driver in the lab) reports to placement, the scheduler maps it into the cell, and a
+server made from a glance image and a flavor goes ACTIVE on it, its resources allocated
+in placement.
 Everything is named `<prefix>-...` and removed at the end (unless --keep). Used by
 tests/lab/test_openstack_live.py.
 """
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import sys
 import time
@@ -51,8 +57,8 @@ from stacksalt.deployment import Deployment
 from stacksalt.errors import StacksaltError
 from stacksalt.images.errors import ImagesError
 
-SERVICES = ["mariadb", "rabbitmq", "memcached", "keystone", "glance-api", "nova-controller",
-            "neutron-server"]
+SERVICES = ["mariadb", "rabbitmq", "memcached", "keystone", "glance-api", "placement-api",
+            "nova-controller", "nova-compute", "neutron-server"]
 LABEL = "io.stacksalt.demo"
 
 
@@ -220,10 +226,16 @@ class Stack:
         """The pod's entrypoint with another mode (a Job's, or one given by a test)."""
         return [*next(iter(self.containers(role).values()))["command"][:-1], mode]
 
-    def run_job(self, role: str, mode: str, timeout: float = 900) -> str:
-        """One-shot container of `role` in `mode`; its output, or DemoError if it fails."""
+    def run_job(self, role: str, mode: str, timeout: float = 900,
+                args: list[str] | None = None) -> str:
+        """One-shot container of `role` in `mode` (or, with `args`, the image's entrypoint
+        running that program: the job is then named `mode`); its output, or DemoError if
+        it fails."""
         started = time.monotonic()
-        box = self._create(role, f"{role}-{mode.replace('_', '-')}", self.command(role, mode),
+        command = self.command(role, mode)
+        if args is not None:
+            command = [*command[:-1], *args]
+        box = self._create(role, f"{role}-{mode.replace('_', '-')}", command,
                            self.environment(role), alias=False)
         try:
             with self.console.status(f"{role}: job {mode}"):
@@ -345,25 +357,48 @@ class Stack:
 
 
 def http(method: str, url: str, body: Any = None, token: str | None = None,
-         timeout: float = 30) -> tuple[int, dict[str, str], Any]:
-    """(status, headers, parsed JSON body or text) of one real HTTP request."""
-    data = json.dumps(body).encode() if body is not None else None
+         timeout: float = 30, headers: dict[str, str] | None = None,
+         data: bytes | None = None) -> tuple[int, dict[str, str], Any]:
+    """(status, headers, parsed JSON body or text) of one real HTTP request: `body` is
+    sent as JSON, `data` as raw bytes (application/octet-stream)."""
+    if body is not None:
+        data, kind = json.dumps(body).encode(), "application/json"
+    else:
+        kind = "application/octet-stream"
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Accept", "application/json")
     if data is not None:
-        req.add_header("Content-Type", "application/json")
+        req.add_header("Content-Type", kind)
     if token:
         req.add_header("X-Auth-Token", token)
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            status, headers, raw = resp.status, dict(resp.headers), resp.read()
+            status, answered, raw = resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as exc:
-        status, headers, raw = exc.code, dict(exc.headers), exc.read()
+        status, answered, raw = exc.code, dict(exc.headers), exc.read()
     text = raw.decode(errors="replace")
     try:
-        return status, headers, json.loads(text)
+        return status, answered, json.loads(text)
     except json.JSONDecodeError:
-        return status, headers, text
+        return status, answered, text
+
+
+# nova's API microversion of the server calls: 2.37 allows networks "none" (a server
+# with no port: the lab's ML2 has no agent on the compute to bind one)
+NOVA_MICROVERSION = {"OpenStack-API-Version": "compute 2.37"}
+
+
+@dataclass
+class Server:
+    """A server booted through the scheduler (placement) onto the fake-driver compute."""
+
+    id: str
+    host: str
+    image: str
+    flavor: str
+    allocations: dict[str, Any]  # placement's allocations of the server (consumer)
 
 
 @dataclass
@@ -371,9 +406,11 @@ class Proof:
     token: dict[str, Any]
     catalog: dict[str, list[str]]
     images: Any
+    resource_providers: Any
     flavors: Any
     networks: Any
     network: dict[str, Any]  # the project network the proof created
+    server: Server  # the server the proof booted
     steps: list[Step]
     seconds: float
 
@@ -387,6 +424,7 @@ def run(stack: Stack) -> Proof:
     keystone = stack.bring_up("keystone")["keystone-api"]
     token, token_body = stack.admin_token(keystone)
     glance = stack.bring_up("glance-api")["glance-api"]
+    placement = stack.bring_up("placement-api")["placement-api"]
     nova = stack.bring_up("nova-controller")["nova-api"]
     neutron = stack.bring_up("neutron-server")["neutron-server"]
     neutron_api = f"http://{neutron}:{stack.port('neutron-server', 'api')}"
@@ -398,6 +436,9 @@ def run(stack: Stack) -> Proof:
     results = {}
     for what, url in (("glance-api: GET /v2/images",
                        f"http://{glance}:{stack.port('glance-api', 'api')}/v2/images"),
+                      ("placement-api: GET /resource_providers",
+                       f"http://{placement}:{stack.port('placement-api', 'api')}"
+                       "/resource_providers"),
                       ("nova-controller: GET /v2.1/flavors",
                        f"http://{nova}:{stack.port('nova-controller', 'api')}/v2.1/flavors"),
                       ("neutron-server: GET /v2.0/networks", f"{neutron_api}/v2.0/networks")):
@@ -417,10 +458,124 @@ def run(stack: Stack) -> Proof:
                 f"{status}, {network.get('provider:network_type')} "
                 f"{network.get('provider:physical_network')}:"
                 f"{network.get('provider:segmentation_id')}")
+    for name in ("nova-conductor", "nova-scheduler"):
+        stack.start("nova-controller", name)
+    start_compute(stack)
+    server = boot_server(stack, f"{stack.prefix}-server1")
     return Proof(token_body, catalog, results["glance-api: GET /v2/images"],
+                 results["placement-api: GET /resource_providers"],
                  results["nova-controller: GET /v2.1/flavors"],
-                 results["neutron-server: GET /v2.0/networks"], network, stack.steps,
+                 results["neutron-server: GET /v2.0/networks"], network, server, stack.steps,
                  time.monotonic() - started)
+
+
+def start_compute(stack: Stack, timeout: float = 180) -> str:
+    """nova-compute (the DaemonSet's container, the model's virt driver) until nova lists
+    it 'up' and placement has its resource provider; the compute's host name."""
+    token = stack.admin_token(stack.address(stack.started["keystone-api"]))[0]
+    stack.start("nova-compute", "nova-compute")
+    nova = _url(stack, "nova-controller", "nova-api", "api")
+    placement = _url(stack, "placement-api", "placement-api", "api")
+    started, deadline = time.monotonic(), time.monotonic() + timeout
+    host, providers = None, []
+    while time.monotonic() < deadline:
+        _, _, data = http("GET", f"{nova}/v2.1/os-services?binary=nova-compute", token=token)
+        up = [s["host"] for s in (data.get("services") or []) if s["state"] == "up"] \
+            if isinstance(data, dict) else []
+        status, _, rps = http("GET", f"{placement}/resource_providers", token=token)
+        providers = [r["name"] for r in rps.get("resource_providers", [])] \
+            if status == 200 else []
+        host = next((h for h in up if h in providers), None)
+        if host:
+            break
+        time.sleep(3)
+    else:
+        box = stack.started["nova-compute"]
+        raise DemoError(f"nova-compute not up with a resource provider within {timeout:.0f} s"
+                        f" (providers: {providers}):\n"
+                        f"{box.logs(tail=60).decode(errors='replace')}")
+    stack._step("nova-compute: up in nova, its resource provider in placement",
+                time.monotonic() - started, host)
+    # the scheduler maps the new host into the cell (its periodic discover_hosts, every
+    # nova:controller:discover_hosts_interval seconds); until then it schedules nothing
+    started = time.monotonic()
+    while True:
+        out = stack.run_job("nova-controller", "cell-v2-list-hosts",
+                            args=["nova-manage", "cell_v2", "list_hosts"])
+        if f" {host} " in out:
+            break
+        if time.monotonic() > deadline:
+            raise DemoError(f"the scheduler did not map compute {host} into a cell within "
+                            f"{timeout:.0f} s (nova:controller:discover_hosts_interval):\n{out}")
+        time.sleep(5)
+    stack._step("nova-scheduler: compute mapped into the cell", time.monotonic() - started,
+                host)
+    return host
+
+
+def boot_server(stack: Stack, name: str, timeout: float = 240) -> Server:
+    """A server on the fake driver, as a user would make it: an image uploaded to glance,
+    a flavor, POST /servers; ACTIVE through the scheduler, or DemoError with nova's fault
+    (e.g. no valid host)."""
+    token = stack.admin_token(stack.address(stack.started["keystone-api"]))[0]
+    glance = _url(stack, "glance-api", "glance-api", "api")
+    nova = _url(stack, "nova-controller", "nova-api", "api")
+    placement = _url(stack, "placement-api", "placement-api", "api")
+    started = time.monotonic()
+    status, _, image = http("POST", f"{glance}/v2/images", {
+        "name": f"{name}-image", "disk_format": "raw", "container_format": "bare"},
+        token=token)
+    _expect(status, 201, "glance-api: POST /v2/images", image)
+    status, _, body = http("PUT", f"{glance}/v2/images/{image['id']}/file", token=token,
+                           data=b"\0" * 4096)
+    _expect(status, 204, "glance-api: PUT /v2/images/<id>/file", body)
+    status, _, flavor = http("POST", f"{nova}/v2.1/flavors", {"flavor": {
+        "name": f"{name}-flavor", "ram": 64, "vcpus": 1, "disk": 1}}, token=token)
+    _expect(status, 200, "nova-controller: POST /v2.1/flavors", flavor)
+    flavor = flavor["flavor"]
+    stack._step("glance image and nova flavor for the server", time.monotonic() - started,
+                f"image {image['id']} active, flavor {flavor['name']}")
+    started, deadline = time.monotonic(), time.monotonic() + timeout
+    status, _, made = http("POST", f"{nova}/v2.1/servers", {"server": {
+        "name": name, "imageRef": image["id"], "flavorRef": flavor["id"],
+        "networks": "none"}}, token=token, headers=NOVA_MICROVERSION)
+    _expect(status, 202, "nova-controller: POST /v2.1/servers", made)
+    server_id = made["server"]["id"]
+    while True:
+        status, _, got = http("GET", f"{nova}/v2.1/servers/{server_id}", token=token,
+                              headers=NOVA_MICROVERSION)
+        _expect(status, 200, f"nova-controller: GET /v2.1/servers/{server_id}", got)
+        server = got["server"]
+        if server["status"] in ("ACTIVE", "ERROR") or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    if server["status"] != "ACTIVE":
+        fault = server.get("fault") or {}
+        # the message is the exception's name or text; the details (a traceback, shown to
+        # admins) end with "module.Exception: text", which says what failed (for a
+        # RemoteError, the remote exception: "ConnectTimeout Request to ... timed out")
+        details = [line for line in (fault.get("details") or "").splitlines()
+                   if re.match(r"[\w.]+: ", line)]
+        fault = ": ".join(filter(None, [fault.get("message", ""),
+                                        details[-1].strip()[:300] if details else ""]))
+        http("DELETE", f"{nova}/v2.1/servers/{server_id}", token=token)
+        raise DemoError(f"server {name} is {server['status']} after "
+                        f"{time.monotonic() - started:.0f} s ({fault or 'no fault'})")
+    status, _, allocations = http("GET", f"{placement}/allocations/{server_id}", token=token)
+    _expect(status, 200, "placement-api: GET /allocations/<server>", allocations)
+    host = server["OS-EXT-SRV-ATTR:host"]
+    stack._step(f"nova-controller: server {name} ACTIVE", time.monotonic() - started,
+                f"on {host} (fake driver)")
+    return Server(server_id, host, image["id"], flavor["id"], allocations["allocations"])
+
+
+def _url(stack: Stack, role: str, container: str, port: str) -> str:
+    return f"http://{stack.address(stack.started[container])}:{stack.port(role, port)}"
+
+
+def _expect(status: int, wanted: int, what: str, body: Any) -> None:
+    if status != wanted:
+        raise DemoError(f"{what} answered {status}: {body}")
 
 
 @contextmanager
