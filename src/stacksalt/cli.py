@@ -117,6 +117,13 @@ def _upgrade_plan(args: argparse.Namespace) -> int:
                      repo=args.repo, allow_downgrade=args.allow_downgrade)
 
 
+def _upgrade_rehearse(args: argparse.Namespace) -> int:
+    from stacksalt.upgrade import rehearse
+
+    return rehearse.main(args.deployment, args.to, args.report, broken=args.break_shape,
+                         keep=args.keep)
+
+
 def _ci_run(args: argparse.Namespace) -> int:
     from stacksalt.pipeline import cli as pipeline_cli
 
@@ -276,6 +283,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "OpenStack series too (refused by default: the newer release's contract "
                    "Jobs may have removed what the older one uses)")
     p.set_defaults(func=_upgrade_plan)
+    p = upgrade.add_parser(
+        "rehearse", help="run the release the model runs on Docker from its objects, make "
+        "resources, then apply RELEASE's plan under API load and count every failed request"
+    )
+    p.add_argument("deployment", nargs="?", help="(default: the repository's)")
+    p.add_argument("--to", required=True, metavar="RELEASE", help="the release to upgrade to "
+                   "(a newer one of images/openstack-base/releases.yml)")
+    p.add_argument("--report", type=Path, metavar="FILE", help="write the report as JSON "
+                   "here and its picture beside it (.png)")
+    p.add_argument("--break", dest="break_shape", choices=["recreate"], help="negative "
+                   "control: every OpenStack Deployment rolls with strategy Recreate")
+    p.add_argument("--keep", action="store_true", help="leave the containers running")
+    p.set_defaults(func=_upgrade_rehearse)
     ci = sub.add_parser("ci", help="the release pipeline").add_subparsers(
         dest="ci_command", required=True
     )

@@ -90,7 +90,9 @@ def inputs_of(work: Plan, base_id: imageplan.BaseId,
 def _load(console: Console, deployment: str, names: list[str] | None,
           registry: str | None, root: Path | None) -> tuple[definitions.Definitions, Plan]:
     with console.status(f"model check of {deployment}"):
-        defs = definitions.load(deployment, only=list(names or []) or None)
+        # the model of ``root`` (an exported revision), or of the deployment repository
+        defs = definitions.load(deployment, root / "reclass" if root else None,
+                                only=list(names or []) or None)
     if registry:
         # another registry than docker:build:registry (a local mirror, a test registry)
         for d in defs.images.values():

@@ -45,6 +45,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -84,16 +85,24 @@ class Stack:
     steps: list[Step] = field(default_factory=list)
     # image name -> tag to run instead of the objects' (e.g. another release's build)
     tags: dict[str, str] = field(default_factory=dict)
+    # the deployment repository to build the objects from (an exported revision; None:
+    # the deployment's own)
+    root: Path | None = None
+    # the Services are load balancers (stacksalt.upgrade.balancer): a container is not
+    # reachable by the Service names itself
+    balanced: bool = False
 
     def __post_init__(self) -> None:
-        dep = self.model = Deployment.load(self.deployment)
+        dep = self.model = Deployment.load(
+            self.deployment, self.root / "reclass" if self.root else None)
         masters = objects.control_masters(dep)
         if not masters:
             raise DemoError(f"no node of {self.deployment} renders the OpenStack roles "
                             "(kubernetes:control:enabled)")
         try:
-            built = objects.build(dep, masters[0], secrets.decrypt_all(self.deployment))
-        except objects.error_type() as exc:
+            built = objects.build(dep, masters[0], secrets.decrypt_all(self.deployment),
+                                  root=self.root)
+        except objects.error_type(self.root) as exc:
             raise DemoError(str(exc)) from None
         self.objects = [f["object"] for f in built["files"]]
         secret = next((o for o in self.objects if o["kind"] == "Secret"), {"data": {}})
@@ -171,8 +180,12 @@ class Stack:
     def environment(self, role: str) -> dict[str, str]:
         """What the pod gives its first container: env values, and secretKeyRefs resolved
         in the Secret object."""
+        return self.env(role, next(iter(self.containers(role).values())))
+
+    def env(self, role: str, container: dict[str, Any]) -> dict[str, str]:
+        """The env of one container of the role (its pod's or a Job's)."""
         env = {}
-        for e in next(iter(self.containers(role).values())).get("env", []):
+        for e in container.get("env", []):
             ref = (e.get("valueFrom") or {}).get("secretKeyRef")
             if ref is None:
                 env[e["name"]] = str(e.get("value", ""))
@@ -209,10 +222,11 @@ class Stack:
     def _create(self, role: str, container: str, command: list[str],
                 environment: dict[str, str], alias: bool):
         """A container of the role's image running `command` (the pod's command: the
-        entrypoint and its mode), reachable by the role's Service names if `alias`."""
+        entrypoint and its mode), reachable by the role's Service names if `alias` (and
+        the stack is not `balanced`)."""
         self.network()
         kwargs: dict[str, Any] = {}
-        if alias:
+        if alias and not self.balanced:
             names = [s["metadata"]["name"] for s in self.services(role)] or [role]
             kwargs["networking_config"] = {
                 self.network_name: self.client.api.create_endpoint_config(aliases=names)}
