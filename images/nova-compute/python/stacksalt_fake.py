@@ -8,7 +8,8 @@ it: ``nova.virt.node.get_local_node_uuid()``, read from ``$state_path/compute_id
 made there once. Its guests still live in the process's memory (libvirt's outlive
 nova-compute): after a restart a hard reboot spawns them again (FakeDriver.reboot).
 
-Set by the model: ``compute_driver = stacksalt_fake.FakeDriver``.
+Installed as nova/virt/stacksalt_fake.py (nova loads a driver from nova.virt only); set
+by the model: ``compute_driver = stacksalt_fake.FakeDriver``.
 """
 
 from nova.virt import fake, node
