@@ -63,6 +63,11 @@ def test_failures_are_counted_and_their_window_measured():
     assert report.error_windows(records) == [(115.0, 117.5), (125.0, 125.01)]
     assert out["longest_error_window"] == {"api": "keystone", "seconds": 2.5, "start": 115.0}
     assert api["failures"] == {"token issue: ConnectFailure: refused": 3, "token issue: 502": 1}
+    assert api["failed_in"] == {"token issue @ roll keystone": 4}
+    assert report.phase_of(99, PHASES) == "before" and report.phase_of(135, PHASES) == "after"
+    assert report.phase_of(105, PHASES) == "expand"
+    assert report.phase_of(120, [{"name": "a", "start": 100, "end": 110},
+                                 {"name": "b", "start": 130, "end": 140}]) == "between"
     assert any("4" in line and "keystone" in line for line in report.lines(out))
 
 

@@ -118,6 +118,8 @@ def summarize(records: list[dict[str, Any]], phases: list[dict[str, Any]],
             "longest_error_window_s": seconds,
             "operations": sorted({r["op"] for r in recs}),
             "failures": _failure_kinds(failed),
+            # where each failure fell: "<operation> @ <phase>" (or before/after/between)
+            "failed_in": _failed_in(failed, phases),
             "latency": _latency(recs, phases),
         }
         if widest and (longest["api"] is None or seconds > longest["seconds"]):
@@ -136,6 +138,23 @@ def summarize(records: list[dict[str, Any]], phases: list[dict[str, Any]],
         "upgrade_seconds": (round(phases[-1]["end"] - phases[0]["start"], 3)
                             if phases else None),
     }
+
+
+def phase_of(t: float, phases: list[dict[str, Any]]) -> str:
+    """The name of the phase running at ``t``: before, after, between two, or its own."""
+    if not phases or t < phases[0]["start"]:
+        return "before"
+    for phase in phases:
+        if phase["start"] <= t < phase["end"]:
+            return phase["name"]
+    return "after" if t >= phases[-1]["end"] else "between"
+
+
+def _failed_in(failed: list[dict[str, Any]], phases: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for rec in failed:
+        out[f"{rec['op']} @ {phase_of(rec['t'], phases)}"] += 1
+    return dict(sorted(out.items()))
 
 
 def _failure_kinds(failed: list[dict[str, Any]]) -> dict[str, int]:
@@ -162,6 +181,8 @@ def lines(report: dict[str, Any]) -> list[str]:
                    f"{p50:>28} {ms(lat['during']['p99_ms']):>13}")
         for what, count in a["failures"].items():
             out.append(f"  {count} x {what}")
+        for where, count in a["failed_in"].items():
+            out.append(f"  {count} x {where}")
     out.append("phases: " + ", ".join(f"{p['name']} {p['seconds']:.1f} s"
                                       for p in report["phases"]))
     out.append(f"all APIs: {report['total_requests']} requests, "
