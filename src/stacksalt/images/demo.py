@@ -331,14 +331,7 @@ class Stack:
         self.console.print(f"  [green]ok[/green] {what} ({seconds:.1f}s) {result}")
 
     def cleanup(self) -> None:
-        mine = {"label": f"{LABEL}={self.prefix}"}
-        for box in self.client.containers.list(all=True, filters=mine):
-            box.remove(v=True, force=True)
-        for vol in self.client.volumes.list():
-            if vol.name.startswith(f"{self.prefix}-"):
-                vol.remove(force=True)
-        for net in self.client.networks.list(names=[self.network_name]):
-            net.remove()
+        remove_all(self.client, self.prefix)
         self.started.clear()
 
     # ------------------------------------------------------------------ the stack
@@ -368,6 +361,32 @@ class Stack:
         self._step("keystone: POST /v3/auth/tokens (admin)", time.monotonic() - started,
                    f"{status}, token for {data['token']['user']['name']}")
         return headers["X-Subject-Token"], data["token"]
+
+
+def remove_all(client: docker.DockerClient, prefix: str) -> None:
+    """Every container (labelled), volume and the network of the stack named ``prefix``."""
+    for box in client.containers.list(all=True, filters={"label": f"{LABEL}={prefix}"}):
+        box.remove(v=True, force=True)
+    for vol in client.volumes.list():
+        if vol.name.startswith(f"{prefix}-"):
+            vol.remove(force=True)
+    for net in client.networks.list(names=[f"{prefix}-net"]):
+        net.remove()
+
+
+def wait_mapped(stack: Stack, host: str, deadline: float) -> None:
+    """Until the scheduler has mapped compute ``host`` into the cell (its periodic
+    discover_hosts, every nova:controller:discover_hosts_interval seconds; until then it
+    schedules nothing there), or DemoError at ``deadline`` (monotonic)."""
+    while True:
+        out = stack.run_job("nova-controller", "cell-v2-list-hosts",
+                            args=["nova-manage", "cell_v2", "list_hosts"])
+        if f" {host} " in out:
+            return
+        if time.monotonic() > deadline:
+            raise DemoError(f"the scheduler did not map compute {host} into a cell in time "
+                            f"(nova:controller:discover_hosts_interval):\n{out}")
+        time.sleep(5)
 
 
 def http(method: str, url: str, body: Any = None, token: str | None = None,
@@ -510,18 +529,8 @@ def start_compute(stack: Stack, timeout: float = 180) -> str:
                         f"{box.logs(tail=60).decode(errors='replace')}")
     stack._step("nova-compute: up in nova, its resource provider in placement",
                 time.monotonic() - started, host)
-    # the scheduler maps the new host into the cell (its periodic discover_hosts, every
-    # nova:controller:discover_hosts_interval seconds); until then it schedules nothing
     started = time.monotonic()
-    while True:
-        out = stack.run_job("nova-controller", "cell-v2-list-hosts",
-                            args=["nova-manage", "cell_v2", "list_hosts"])
-        if f" {host} " in out:
-            break
-        if time.monotonic() > deadline:
-            raise DemoError(f"the scheduler did not map compute {host} into a cell within "
-                            f"{timeout:.0f} s (nova:controller:discover_hosts_interval):\n{out}")
-        time.sleep(5)
+    wait_mapped(stack, host, deadline)
     stack._step("nova-scheduler: compute mapped into the cell", time.monotonic() - started,
                 host)
     return host

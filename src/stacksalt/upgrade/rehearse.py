@@ -47,7 +47,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
@@ -63,7 +63,7 @@ from stacksalt.errors import StacksaltError
 from stacksalt.images import demo
 from stacksalt.upgrade import plan as upgrade_plan
 from stacksalt.upgrade import report
-from stacksalt.upgrade.balancer import Balancer, _put
+from stacksalt.upgrade.balancer import Balancer, _put, ensure_image
 
 LABEL = demo.LABEL
 PART_OF = "app.kubernetes.io/part-of"
@@ -146,13 +146,11 @@ class Phase:
 
 
 def _probe_port(spec: dict[str, Any], port: Any) -> int:
-    if isinstance(port, int):
-        return port
-    for p in spec.get("ports") or []:
-        if p.get("name") == port:
-            return int(p["containerPort"])
-    raise RehearsalError(f"container {spec['name']}: a probe names port {port!r}, which it "
-                         "does not declare")
+    number = demo.Stack._probe_port(spec, port)
+    if number is None:
+        raise RehearsalError(f"container {spec['name']}: a probe names port {port!r}, which "
+                             "it does not declare")
+    return int(number)
 
 
 def probe_once(probe: dict[str, Any], spec: dict[str, Any], box: Any, ip: str) -> bool:
@@ -229,7 +227,7 @@ class Cluster:
                     labels = obj["metadata"]["labels"]
                     what = f"{labels['app.kubernetes.io/name']} " \
                            f"{labels['app.kubernetes.io/component']}"
-                    with self.phase(what) if phases else _nothing():
+                    with self.phase(what) if phases else nullcontext():
                         self.run_job(stack, obj)
             elif kind == "Service":
                 if before is None:
@@ -241,7 +239,7 @@ class Cluster:
                 if before is None:
                     self.create(stack, obj)
                 elif before != obj:
-                    with self.phase(f"roll {name}") if phases else _nothing():
+                    with self.phase(f"roll {name}") if phases else nullcontext():
                         self.roll(stack, before, obj)
             self.applied[step] = obj
 
@@ -472,12 +470,10 @@ class Cluster:
                 starting.append(self.start_pod(stack, obj))
             while old and len(old) - 1 + len(new) >= replicas - unavailable:
                 self.terminate(old.pop(0))
-            if starting:
+            if starting:  # (maxSurge + maxUnavailable >= 1: each pass starts or stops one)
                 pod = starting.pop(0)
                 self.wait_ready(pod)
                 new.append(pod)
-            elif old and len(new) >= replicas:
-                self.terminate(old.pop(0))
         self.pods[step] = new
 
     def check_running(self) -> list[str]:
@@ -494,19 +490,8 @@ class Cluster:
         return out
 
     def cleanup(self) -> None:
-        mine = {"label": f"{LABEL}={self.prefix}"}
-        for box in self.client.containers.list(all=True, filters=mine):
-            box.remove(v=True, force=True)
-        for vol in self.client.volumes.list():
-            if vol.name.startswith(f"{self.prefix}-"):
-                vol.remove(force=True)
-        for net in self.client.networks.list(names=[self.network]):
-            net.remove()
+        demo.remove_all(self.client, self.prefix)
 
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
 
 
 def _amount(value: Any, replicas: int, up: bool) -> int:
@@ -798,8 +783,6 @@ def rehearse(deployment: str, release: str, console: Console | None = None,
                                balanced=True)
         new_stack = demo.Stack(deployment, prefix, console, client, root=new_root,
                                balanced=True)
-        from stacksalt.upgrade.balancer import ensure_image
-
         ensure_image(client, console)
         cluster.cleanup()
         old_stack.network()
@@ -810,18 +793,8 @@ def rehearse(deployment: str, release: str, console: Console | None = None,
         api = Api(cluster, cluster.applied)
         admin_password = old_stack.secret_data.get(_admin_key(old_stack), "")
 
-        def wait_mapped(host: str) -> None:
-            deadline = time.monotonic() + 180
-            while True:
-                out = old_stack.run_job("nova-controller", "cell-v2-list-hosts",
-                                        args=["nova-manage", "cell_v2", "list_hosts"])
-                if f" {host} " in out:
-                    return
-                if time.monotonic() > deadline:
-                    raise RehearsalError(f"compute {host} not mapped into a cell in 180 s")
-                time.sleep(5)
-
-        res = make_resources(api, admin_password, prefix, wait_mapped)
+        res = make_resources(api, admin_password, prefix, lambda host: demo.wait_mapped(
+            old_stack, host, time.monotonic() + 180))
         cluster.log(f"resources made: server {res.server} ACTIVE on {res.host}")
         load = start_load(cluster, old_stack.image_tag("keystone"), res, interval)
         time.sleep(settle)
